@@ -1,0 +1,49 @@
+# Hands-On Acceleration. On a fresh machine with Python 3.11:
+#   make book   set everything up and build the website into _build/html
+#   make test   run the tests (quick-mode build, unit tests, headless browser)
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+CHROMIUM ?= /usr/bin/chromium
+# Warnings are errors; -n also reports broken cross-references.
+BUILD_FLAGS := -W -n --keep-going
+# Pages that write the book's reference measurements under data/ (book.data.publish).
+DATA_PAGES := $(shell grep -l "data\.publish" chapters/*.md)
+
+.PHONY: book test lab serve data clean
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
+	$(BIN)/pip install -r requirements-test.txt
+	touch $@
+
+book: $(VENV)/.installed
+	$(BIN)/jupyter-book build . $(BUILD_FLAGS)
+
+test: $(VENV)/.installed-test $(CHROMIUM)
+	BOOK_QUICK=1 $(BIN)/pytest
+
+# Browser tests drive Debian's Chromium (no browser downloads).
+$(CHROMIUM):
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+
+lab: $(VENV)/.installed
+	$(BIN)/jupyter lab
+
+serve:
+	$(PYTHON) -m http.server --bind 127.0.0.1 --directory _build/html 8000
+
+# Re-measure the reference data on this machine (full sizes; run it when the machine is quiet).
+data: $(VENV)/.installed
+	for page in $(DATA_PAGES); do \
+		BOOK_PUBLISH=1 $(BIN)/jupytext --execute --to ipynb --output $(VENV)/last_data_run.ipynb $$page || exit 1; \
+	done
+	rm -rf _build/.jupyter_cache
+
+clean:
+	rm -rf _build
