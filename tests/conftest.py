@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-QUICK_BUILD = ROOT / "_build" / "quick"
+# BOOK_BUILD_DIR lets parallel checkouts or sessions keep separate builds.
+QUICK_BUILD = Path(os.environ.get("BOOK_BUILD_DIR", ROOT / "_build" / "quick"))
 
 
 def toc_files():
