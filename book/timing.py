@@ -319,8 +319,8 @@ def bench(kernels, sizes, setup=None, check=True, repeats=None, min_sample_s=Non
                 first[name] = _first_call(call, timer)
             except Exception as exc:
                 raise BenchError(f"kernel {name!r} raised {type(exc).__name__} at n={n}: {exc}") from exc
-        reference = next(iter(kernels))
-        for name in kernels:
+        reference, *others = kernels
+        for name in others:
             if check is True:
                 assert_same(first[reference][0], first[name][0], name, reference, n)
             elif check:
