@@ -15,6 +15,8 @@ DATA_PAGES := $(shell grep -l "data\.publish" chapters/*.md)
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -r requirements.txt
+	# JupyterLab opens the book's .md pages as notebooks (jupytext), for `make lab`.
+	$(BIN)/jupytext-config --settings-file $(VENV)/share/jupyter/lab/settings/overrides.json set-default-viewer markdown myst
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
