@@ -1,0 +1,73 @@
+"""Students' path: a page opens in JupyterLab as a notebook, runs, and draws its plot."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from test_browser import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = pytest.mark.browser
+OVERRIDES = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    port = free_port()
+    home = tmp_path_factory.mktemp("home")
+    env = {**os.environ, "HOME": str(home), "JUPYTER_CONFIG_DIR": str(home / ".jupyter"), "BOOK_QUICK": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+         "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True", "--ServerApp.allow_root=True"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"{url}/api/status", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        server.kill()
+        pytest.fail("JupyterLab did not start within 60 s")
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_make_installs_the_notebook_viewer_setting():
+    assert OVERRIDES.exists(), "run `make book` or `make test`: the venv lacks JupyterLab's jupytext setting"
+    assert "Jupytext Notebook" in OVERRIDES.read_text()
+
+
+def test_page_opens_as_notebook_and_runs(lab):
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{lab}/lab/tree/chapters/how_to_use.md")
+        page.locator(".jp-Notebook").first.wait_for(timeout=60000)
+        # JupyterLab may ask which kernel to start; a student clicks "Select".
+        accept = page.locator(".jp-Dialog .jp-mod-accept")
+        try:
+            accept.wait_for(timeout=10000)
+            accept.click()
+        except playwright_api.TimeoutError:
+            pass
+        # Run the first code cell: a plotly figure, drawn by plotly's JupyterLab renderer.
+        page.locator(".jp-CodeCell .jp-InputArea-editor").first.click()
+        page.keyboard.press("Shift+Enter")
+        page.locator(".jp-CodeCell .js-plotly-plot .main-svg").first.wait_for(timeout=90000)
+        browser.close()
