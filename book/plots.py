@@ -6,6 +6,7 @@ them against one local copy of plotly.js, so they work offline. Every figure
 of a measurement carries the hardware card of the machine that made it.
 """
 
+import math
 import textwrap
 
 import plotly.graph_objects as go
@@ -22,8 +23,13 @@ def color(i):
 
 def add_card(fig, meta, label="Measured on"):
     """Write the hardware card under the plot (several cards stack)."""
+    return add_note(fig, f"{label}: {card(meta)}")
+
+
+def add_note(fig, text):
+    """Write a line under the plot, stacked with the hardware cards (e.g. a citation)."""
     cards = fig.layout.meta.get("cards", []) if isinstance(fig.layout.meta, dict) else []
-    cards = cards + ["<br>".join(textwrap.wrap(f"{label}: {card(meta)}", 120))]
+    cards = cards + ["<br>".join(textwrap.wrap(text, 120))]
     text = "<br>".join(cards)
     lines = text.count("<br>") + 1
     fig.update_layout(
@@ -94,3 +100,222 @@ def latency(result, per_element=False, reference=None, title=None, x_title="n (e
             _latency_traces(fig, sub, per_element, f" ({reference_label.lower()})", "dot", offset)
         add_card(fig, reference.meta, reference_label)
     return fig
+
+
+# --- The roofline (chapter 2 builds it; chapters 3-7 place their kernels on it) ---
+
+def attainable_gflops(intensity, peak_gflops, bandwidth_gbs):
+    """The roofline bound: ``min(peak, intensity × bandwidth)`` in GFLOP/s.
+
+    Parameters
+    ----------
+    intensity : float
+        Arithmetic intensity in FLOP per byte moved.
+    peak_gflops : float
+        Compute ceiling (GFLOP/s).
+    bandwidth_gbs : float
+        Memory ceiling (GB/s, 10⁹ bytes per second).
+
+    Examples
+    --------
+    >>> attainable_gflops(0.25, peak_gflops=100, bandwidth_gbs=20)
+    5.0
+    """
+    return min(peak_gflops, intensity * bandwidth_gbs)
+
+
+def ridge_intensity(peak_gflops, bandwidth_gbs):
+    """Intensity (FLOP/byte) where the memory roof meets the compute roof: below it a
+    kernel is memory-bound, above it compute-bound."""
+    return peak_gflops / bandwidth_gbs
+
+
+def _named(ceilings, unit):
+    items = list(ceilings.items()) if hasattr(ceilings, "items") else list(ceilings)
+    if not items:
+        raise ValueError(f"roofline() needs at least one ceiling in {unit}")
+    for name, value in items:
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise ValueError(f"ceiling {name!r} must be a positive number of {unit}, got {value!r}")
+    return [(str(name), float(value)) for name, value in items]
+
+
+def _log_grid(low, high, points=160):
+    step = (math.log10(high) - math.log10(low)) / (points - 1)
+    return [10 ** (math.log10(low) + i * step) for i in range(points)]
+
+
+_LEGEND_GROUPS = {"roof": "this machine", "compute": "this machine", "memory": "this machine",
+                  "other": "other machines", "kernel": "kernels"}
+
+
+def _roof_line(fig, name, peak, bandwidth, grid, style, group, detail):
+    y = [attainable_gflops(i, peak, bandwidth) for i in grid]
+    fig.add_trace(go.Scatter(
+        x=grid, y=y, name=name, mode="lines", line=style, legendgroup=_LEGEND_GROUPS[group],
+        legendgrouptitle_text=_LEGEND_GROUPS[group],
+        meta={"roofline": group, "peak_gflops": peak, "bandwidth_gbs": bandwidth},
+        hovertemplate=(f"<b>{name}</b><br>{detail}<br>intensity %{{x:.3g}} FLOP/B: attainable %{{y:.3s}} GFLOP/s"
+                       f"<br>ridge at {ridge_intensity(peak, bandwidth):.3g} FLOP/B<extra></extra>"),
+    ))
+
+
+def _roof_of(fig):
+    for trace in fig.data:
+        if isinstance(trace.meta, dict) and trace.meta.get("roofline") == "roof":
+            return trace.meta["peak_gflops"], trace.meta["bandwidth_gbs"]
+    raise ValueError("this figure has no roofline; make it with book.plots.roofline()")
+
+
+def _kernel_point(kernel):
+    name, intensity, gflops = kernel["name"], float(kernel["intensity"]), float(kernel["gflops"])
+    if not (intensity > 0 and gflops > 0 and math.isfinite(intensity) and math.isfinite(gflops)):
+        raise ValueError(f"kernel {name!r}: intensity and gflops must be positive numbers "
+                         f"(got {intensity!r}, {gflops!r})")
+    return name, intensity, gflops
+
+
+def add_roofline_kernels(fig, kernels, symbol="circle", offset=0):
+    """Place measured kernels on a roofline figure made by :func:`roofline`.
+
+    Parameters
+    ----------
+    fig : plotly Figure
+        A figure returned by :func:`roofline`.
+    kernels : iterable of mappings
+        Each has ``name``, ``intensity`` (FLOP/byte), ``gflops`` (measured);
+        optionally ``gflops_mad`` (error bar) and ``note`` (shown on hover,
+        e.g. the size and thread count).
+    symbol : str
+        Marker symbol, so a chapter can tell its kernels from earlier ones.
+    offset : int
+        First colour index (colours follow :func:`color`).
+
+    Returns
+    -------
+    plotly Figure
+        The same figure. Hover shows each kernel's fraction of the roof at its
+        intensity and whether that roof is the memory or the compute ceiling.
+    """
+    peak, bandwidth = _roof_of(fig)
+    ridge = ridge_intensity(peak, bandwidth)
+    for i, kernel in enumerate(kernels):
+        name, intensity, gflops = _kernel_point(kernel)
+        bound = "memory-bound" if intensity < ridge else "compute-bound"
+        fraction = gflops / attainable_gflops(intensity, peak, bandwidth)
+        note = f"<br>{kernel['note']}" if kernel.get("note") else ""
+        mad = kernel.get("gflops_mad")
+        fig.add_trace(go.Scatter(
+            x=[intensity], y=[gflops], name=name, mode="markers", legendgroup="kernels",
+            legendgrouptitle_text="kernels",
+            marker={"size": 11, "symbol": symbol, "color": color(i + offset),
+                    "line": {"width": 1, "color": "#333"}},
+            error_y={"type": "data", "array": [float(mad)], "visible": True} if mad else None,
+            meta={"roofline": "kernel"},
+            hovertemplate=(f"<b>{name}</b><br>intensity %{{x:.3g}} FLOP/B<br>%{{y:.3s}} GFLOP/s"
+                           + (f" ± {float(mad):.2g}" if mad else "")
+                           + f"<br>{fraction:.0%} of the roof here ({bound}){note}<extra></extra>"),
+        ))
+    return fig
+
+
+def roofline(compute, memory, kernels=(), others=(), meta=None, title=None, intensity_range=None,
+             label="Measured on"):
+    """An interactive roofline: this machine's ceilings, kernels on it, other chips beside it.
+
+    Chapter 2 measures the ceilings (BLAS matrix multiply for compute, a
+    STREAM triad for memory); later chapters add their kernels and compare
+    accelerators' published ceilings with this machine's measured ones.
+
+    Parameters
+    ----------
+    compute : dict of name -> GFLOP/s
+        Compute ceilings. The first is the roof; the others are drawn
+        dashed below or above it (one thread, another precision, ...).
+    memory : dict of name -> GB/s
+        Memory ceilings. The first is the roof, the level the kernels' data
+        streams from (main memory); the others (caches) are drawn dashed.
+    kernels : iterable of mappings, optional
+        Measured kernels, see :func:`add_roofline_kernels`.
+    others : iterable of mappings, optional
+        Rooflines of other machines, each with ``name``, ``peak_gflops``,
+        ``bandwidth_gbs`` and ``source`` (a citation, required: published
+        ceilings are the vendor's claims, or another run's measurement).
+        Drawn dotted; their sources are written under the plot.
+    meta : dict, optional
+        Hardware card of the machine whose ceilings these are.
+    intensity_range : (float, float), optional
+        x-axis range in FLOP/byte (default: wide enough for every ridge and kernel).
+
+    Returns
+    -------
+    plotly Figure
+        Log-log: arithmetic intensity (FLOP/byte) against GFLOP/s.
+
+    Examples
+    --------
+    >>> fig = roofline({"BLAS float64": 100.0}, {"DRAM": 20.0},
+    ...                kernels=[{"name": "triad", "intensity": 2 / 24, "gflops": 1.6}])
+    """
+    compute, memory = _named(compute, "GFLOP/s"), _named(memory, "GB/s")
+    kernels, others = list(kernels), list(others)
+    for other in others:
+        missing = {"name", "peak_gflops", "bandwidth_gbs", "source"} - set(other)
+        if missing:
+            raise ValueError(f"other roofline {other.get('name', other)!r} lacks {sorted(missing)}; "
+                             "published ceilings need a source")
+    (top_name, top), (main_name, main) = compute[0], memory[0]
+    ridges = [ridge_intensity(p, b) for _, p in compute for _, b in memory]
+    ridges += [ridge_intensity(o["peak_gflops"], o["bandwidth_gbs"]) for o in others]
+    if intensity_range is None:
+        points = ridges + [_kernel_point(k)[1] for k in kernels]
+        intensity_range = (min([1 / 32] + [x / 2 for x in points]), max([64] + [x * 4 for x in points]))
+    grid = _log_grid(*intensity_range)
+
+    fig = figure(title, "arithmetic intensity (FLOP/byte)", "performance (GFLOP/s)", log_x=True, log_y=True,
+                 height=600)
+    _roof_line(fig, "roofline", top, main, grid, {"color": "#222", "width": 3}, "roof",
+               f"{top_name}: {top:.3g} GFLOP/s<br>{main_name}: {main:.3g} GB/s")
+    for i, (name, peak) in enumerate(compute[1:]):
+        _roof_line(fig, name, peak, main, grid, {"color": color(i + 2), "width": 1.5, "dash": "dash"}, "compute",
+                   f"compute ceiling {peak:.3g} GFLOP/s")
+    for i, (name, bandwidth) in enumerate(memory[1:]):
+        _roof_line(fig, name, top, bandwidth, grid,
+                   {"color": "#888", "width": 1.5, "dash": ["dash", "dashdot", "longdash"][i % 3]}, "memory",
+                   f"memory ceiling {bandwidth:.3g} GB/s")
+    for i, other in enumerate(others):
+        peak, bandwidth = float(other["peak_gflops"]), float(other["bandwidth_gbs"])
+        _roof_line(fig, other["name"], peak, bandwidth, grid, {"color": color(i + 5), "width": 2, "dash": "dot"},
+                   "other", f"{peak:.3g} GFLOP/s, {bandwidth:.3g} GB/s<br>source: {other['source']}")
+    # Many entries: a vertical legend beside the plot, grouped, instead of the book's row above it.
+    fig.update_layout(legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "yanchor": "top",
+                              "groupclick": "toggleitem", "font": {"size": 11}})
+    add_roofline_kernels(fig, kernels)
+    if meta is not None:
+        add_card(fig, meta, label)
+    for other in others:
+        add_note(fig, f"{other['name']}: {other['source']}")
+    return fig
+
+
+def roofline_inputs(records):
+    """Split the records of a roofline data file (``data/ch02/roofline.json``) into the
+    ``compute``, ``memory`` and ``kernels`` arguments of :func:`roofline`.
+
+    Each record has ``kind`` (``"compute"``, ``"memory"`` or ``"kernel"``) and
+    ``name``; compute ceilings carry ``gflops``, memory ceilings ``gbs``,
+    kernels ``intensity``, ``gflops`` and optionally ``gflops_mad`` and ``note``.
+    """
+    parts = {"compute": {}, "memory": {}, "kernels": []}
+    for record in records:
+        kind = record.get("kind")
+        if kind == "compute":
+            parts["compute"][record["name"]] = float(record["gflops"])
+        elif kind == "memory":
+            parts["memory"][record["name"]] = float(record["gbs"])
+        elif kind == "kernel":
+            parts["kernels"].append({key: record[key] for key in ("name", "intensity", "gflops", "gflops_mad", "note")
+                                     if key in record})
+        else:
+            raise ValueError(f"roofline record {record.get('name')!r} has unknown kind {kind!r}")
+    return parts
