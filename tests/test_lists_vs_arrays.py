@@ -1,0 +1,127 @@
+"""Chapter 1, lists vs arrays: the reference data is a full-size run of the page and tells the
+chapter's story; the prose types no measured number; the built page has its figures and widget.
+
+The reference files are one full-size run of the page (``make data``), so the ratios checked here
+were measured within one run; the thresholds leave wide slack for another quiet machine.
+"""
+
+import re
+
+import pytest
+
+from book import data
+
+from conftest import ROOT
+
+PAGE = "chapters/lists_vs_arrays.md"
+FILES = {
+    "scaling.json": ({"list comprehension", "NumPy x * y", "numba loop (array)", "numba loop (typed.List)"},
+                     [int(m * 10**k) for k in range(1, 7) for m in (1, 3)] + [10**7]),
+    "pointer_chasing.json": ({"sum(list), objects in list order", "sum(list), objects in random order",
+                              "np.sum(array)"}, [10**k for k in range(3, 8)]),
+    "dtypes.json": ({"int8", "int16", "int32", "int64", "float32", "float64"}, [10**k for k in range(3, 8)]),
+}
+# Numbers the prose may type: the lecture note's own measurements (quoted as the note's), the
+# Python version, and arithmetic on sizes (3 int64 values x 10^5 = 2.4 MB).
+ALLOWED_DECIMALS = {"0.1292", "0.0247", "3.11", "2.4"}
+
+
+def reference(name):
+    return data.load(data.path("ch01", name))
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_reference_was_published_by_the_page_at_full_size(name):
+    dataset = reference(name)
+    assert dataset.provenance["source"] == PAGE
+    assert dataset.meta["quick"] is False
+    kernels, sizes = FILES[name]
+    frame = dataset.to_frame()
+    assert set(frame.kernel) == kernels
+    assert sorted(set(frame.n)) == sizes
+    page = (ROOT / PAGE).read_text()
+    assert f'"ch01/{name}"' in page, f"{PAGE} does not publish ch01/{name}"
+    assert f'data.path("ch01", "{name}")' in page, f"{PAGE} does not load ch01/{name}"
+
+
+def test_readme_documents_every_file():
+    readme = (ROOT / "data" / "ch01" / "README.md").read_text()
+    for name, (kernels, _) in FILES.items():
+        assert f"`{name}`" in readme
+        for kernel in kernels:
+            assert f"`{kernel}`" in readme, f"README.md does not explain kernel {kernel!r} of {name}"
+    assert "make data" in readme
+
+
+def test_scaling_reference_tells_the_chapter_story():
+    result = reference("scaling.json").bench()
+    ratio = result.speedup("list comprehension")
+    # At 10^6 both compiled versions beat the interpreter by far more than the note's 5x.
+    assert ratio.loc[10**6, "NumPy x * y"] > 20
+    assert ratio.loc[10**6, "numba loop (array)"] > 20
+    # The typed list is compiled but not an array: between the two.
+    assert 1 < ratio.loc[10**5, "numba loop (typed.List)"] < ratio.loc[10**5, "numba loop (array)"]
+
+    def per_element(kernel, n):
+        return result.median(kernel, n) / n
+
+    # Fixed costs dominate small n; memory (and page faults) large n.
+    assert per_element("NumPy x * y", 10) > 10 * per_element("NumPy x * y", 10**5)
+    assert per_element("NumPy x * y", 10**7) > 1.5 * per_element("NumPy x * y", 10**5)
+
+
+def test_pointer_chasing_reference_shows_locality():
+    result = reference("pointer_chasing.json").bench()
+    n = 10**7
+    in_order = result.median("sum(list), objects in list order", n)
+    assert result.median("sum(list), objects in random order", n) > 2 * in_order
+    assert result.median("np.sum(array)", n) * 3 < in_order
+
+
+def test_dtype_reference_scales_with_bytes():
+    result = reference("dtypes.json").bench()
+    n = 10**7
+    assert result.median("float64", n) > 3 * result.median("int8", n)
+    assert result.median("int32", n) < result.median("int64", n)
+
+
+def prose(text):
+    """The page's markdown without code cells, inline code and glue roles."""
+    text = re.sub(r"```\{code-cell\}.*?```", "", text, flags=re.DOTALL)
+    text = re.sub(r"\{glue:[a-z]+\}`[^`]*`", "", text)
+    text = re.sub(r"`[^`]*`", "", text)
+    return text.split("---", 2)[2]  # without the jupytext header
+
+
+def test_prose_types_no_measured_number():
+    decimals = set(re.findall(r"(?<![\w.])\d+\.\d+", prose((ROOT / PAGE).read_text())))
+    assert decimals <= ALLOWED_DECIMALS, (f"numbers typed into the prose: {sorted(decimals - ALLOWED_DECIMALS)}; "
+                                          "glue them from the page's run or data/ instead")
+
+
+def test_every_glued_name_is_glued():
+    """A name the prose uses but no cell glues renders as an error only in the built page."""
+    text = (ROOT / PAGE).read_text()
+    used = set(re.findall(r"\{glue:text\}`(\w+)", text))
+    # glue("name", ...) or glue(f"{prefix}name_{part}", ...): placeholders match any word
+    patterns = [re.sub(r"\\\{\w+\\\}", r"\\w*", re.escape(name)) for name in re.findall(r'glue\(f?"([\w{}]+)"', text)]
+    missing = sorted(name for name in used if not any(re.fullmatch(pattern, name) for pattern in patterns))
+    assert not missing, f"prose uses names no cell glues: {missing}"
+
+
+def test_lab_has_the_questions_the_issue_asks_for():
+    lab = (ROOT / "labs" / "lab_01_lists_vs_arrays.md").read_text()
+    questions = re.findall(r"# BEGIN QUESTION\nname: (q\d+)", lab)
+    assert len(questions) >= 4
+    assert "check_speedup(multiply" in lab  # the speed-graded kernel
+    for question in questions:
+        assert f"# PLANTED {question}:" in lab, f"{question} has no planted wrong answer"
+
+
+@pytest.mark.build
+def test_built_page_has_its_figures_and_a_kernel_only_widget(site):
+    html = (site.html / "chapters" / "lists_vs_arrays.html").read_text()
+    assert html.count('class="plotly-graph-div"') >= 10
+    assert "inert" in html  # the note beside the widget that needs a kernel
+    assert "application/vnd.jupyter.widget-state+json" in html
+    assert "0.1292" in html and "0.0247" in html  # the note's numbers, quoted
