@@ -10,7 +10,7 @@ BUILD_FLAGS := -W -n --keep-going
 # Pages that write the book's reference measurements under data/ (book.data.publish).
 DATA_PAGES := $(shell grep -l "data\.publish" chapters/*.md)
 
-.PHONY: book test lab serve data clean
+.PHONY: book test lab serve data clean assignments
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,12 @@ $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
 	touch $@
 
 book: $(VENV)/.installed
+	$(BIN)/python -m book.labs student   # the website shows the labs' student versions
 	$(BIN)/jupyter-book build . $(BUILD_FLAGS)
+
+# Every lab's student release, autograder zip and solutions, into _build/assign/ (labs/README.md).
+assignments: $(VENV)/.installed
+	$(BIN)/python -m book.labs assign
 
 test: $(VENV)/.installed-test $(CHROMIUM)
 	BOOK_QUICK=1 $(BIN)/pytest
@@ -48,4 +53,4 @@ data: $(VENV)/.installed
 	rm -rf _build/.jupyter_cache
 
 clean:
-	rm -rf _build
+	rm -rf _build labs/_student

@@ -47,6 +47,10 @@ class Site:
 @pytest.fixture(scope="session")
 def site():
     """The website built in quick mode, once per session, with the flags of `make book`."""
+    # The website shows the labs' student versions, generated from the masters as `make book` does.
+    labs = subprocess.run([sys.executable, "-m", "book.labs", "student"], cwd=ROOT, capture_output=True, text=True)
+    if labs.returncode:
+        pytest.fail(f"python -m book.labs student failed:\n{labs.stdout}{labs.stderr[-5000:]}")
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     command = [str(jupyter_book), "build", str(ROOT), *build_flags(), "--path-output", str(QUICK_BUILD)]
     env = {**os.environ, "BOOK_QUICK": "1"}

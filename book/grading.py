@@ -1,0 +1,639 @@
+"""Checks that the graded cells of a lab call (format: ``labs/README.md``; guide: "Teaching with this book").
+
+Every check fails by raising :class:`GradingError` with a message a student
+can act on ("expected shape (1000,), got (1000, 1)"; "max abs error 3.0e-02 >
+1.0e-06 at index (17,)"). Student code is only ever called through
+:func:`call` (or a check that takes the function): the call runs in a forked
+copy of the kernel with a time limit, so a submission that loops forever,
+raises, exits or crashes costs that question and nothing else, and what it
+prints is discarded.
+
+Tests start with ``g = importlib.reload(book.grading)``: re-executing this
+file gives fresh helpers even if the notebook rebound them, and the reload
+itself notices the rebinding (see the end of this file), after which every
+check fails with "the checking helpers were modified".
+"""
+
+import os
+import pickle
+import select
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+
+# On a reload this still holds the previous execution's names, which may have
+# been rebound by the notebook; compared with the fresh ones at the end.
+_PREVIOUS = dict(globals())
+
+__all__ = ["GradingError", "SpeedReport", "call", "check_array", "check_close", "check_speedup",
+           "check_type", "check_unchanged"]
+
+DEFAULT_TIME_LIMIT_S = 10.0
+"""Time limit of one call of student code (a question's tests may make several); the grader's
+``--call-time-limit`` changes it through the ``BOOK_GRADING_TIME_LIMIT_S`` environment variable."""
+
+SPEED_TIME_LIMIT_S = 60.0
+"""Time limit of a whole :func:`check_speedup` (both kernels, all repeats)."""
+
+# check_speedup's statistics: fixed here, not by BOOK_QUICK, so a student's
+# check and the grader's measure the same way. 9 interleaved repeats of
+# samples of at least 5 ms: the median ratio moves by a few per cent between
+# runs on a busy 2-core VM, far less than the 3x margins labs/README.md asks
+# thresholds to keep (tests/test_grading.py measures the pass rates).
+SPEED_REPEATS = 9
+SPEED_MIN_SAMPLE_S = 0.005
+SPEED_MAX_TIME_S = 2.0
+
+_TIMED_OUT_ATTRIBUTE = "_book_grading_timed_out_s"
+_PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__)) + os.sep
+
+
+class GradingError(AssertionError):
+    """A check failed; the message says what was expected, what came, and where."""
+
+
+# --- running student code -------------------------------------------------------------------
+
+
+def _describe(value):
+    """``list of 3 items``, ``ndarray of shape (2, 3) and dtype int64``, ``str 'abc'``."""
+    if isinstance(value, np.ndarray):
+        return f"ndarray of shape {value.shape} and dtype {value.dtype}"
+    if isinstance(value, (list, tuple, dict, set)):
+        return f"{type(value).__name__} of {len(value)} items"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def _omp_layer_active():
+    """GNU OpenMP (numba's 'omp' threading layer, once used) kills a forked child."""
+    numba = sys.modules.get("numba")
+    if numba is None:
+        return False
+    try:
+        return numba.threading_layer() == "omp"
+    except ValueError:  # no parallel function has run yet
+        return False
+
+
+def _can_fork():
+    return (hasattr(os, "fork") and os.environ.get("BOOK_GRADING_ISOLATE", "1") != "0"
+            and not _omp_layer_active())
+
+
+class _Discard:
+    """A text stream that swallows everything (student prints during a graded call)."""
+
+    def write(self, text):
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+
+def _outcome(thunk):
+    """Run ``thunk`` and describe how it ended, as a picklable tuple."""
+    try:
+        return ("returned", thunk())
+    except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt are answers too
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = next((f"line {f.lineno} of {f.name}" for f in reversed(frames) if _is_user_code(f.filename)), "")
+        return ("raised", type(exc).__name__, str(exc)[:500], where)
+
+
+def _is_user_code(filename):
+    """A notebook cell or the student's own module: not this package, not an installed library."""
+    path = os.path.realpath(filename)
+    libraries = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    return not (path.startswith(_PACKAGE_DIR) or "site-packages" in path or "dist-packages" in path
+                or any(path.startswith(os.path.join(lib, "lib")) for lib in libraries))
+
+
+def _run_forked(thunk, time_limit_s):
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: run, report through the pipe, never return into the kernel
+        status = 0
+        try:
+            os.close(read_fd)
+            import faulthandler
+
+            faulthandler.disable()  # a crash of student code is reported, not dumped
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            sys.stdout = sys.stderr = _Discard()
+            result = _outcome(thunk)
+            try:
+                payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:  # noqa: BLE001
+                payload = pickle.dumps(("unpicklable", type(result[1]).__name__, str(exc)[:200]))
+            with os.fdopen(write_fd, "wb") as pipe:
+                pipe.write(payload)
+        except BaseException:  # noqa: BLE001
+            status = 1
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    chunks, deadline = [], time.monotonic() + time_limit_s
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            ready = select.select([read_fd], [], [], left)[0] if left > 0 else []
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return ("timeout",)
+            chunk = os.read(read_fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_fd)
+    _, status = os.waitpid(pid, 0)
+    if not chunks:
+        if os.WIFSIGNALED(status):
+            return ("crashed", signal.Signals(os.WTERMSIG(status)).name)
+        return ("crashed", f"exit status {os.WEXITSTATUS(status)}")
+    return pickle.loads(b"".join(chunks))
+
+
+class _Alarm(BaseException):
+    pass
+
+
+def _run_in_process(thunk, time_limit_s):
+    """Fallback without fork (Windows, or numba's OpenMP layer in use): a SIGALRM time limit
+    where available, which stops Python loops but not compiled ones."""
+    use_alarm = hasattr(signal, "setitimer") and _is_main_thread()
+    if use_alarm:
+        def on_alarm(signum, frame):
+            raise _Alarm()
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, time_limit_s)
+    saved = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = _Discard()
+    try:
+        result = _outcome(thunk)
+    finally:
+        sys.stdout, sys.stderr = saved
+        if use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    if result[0] == "raised" and result[1] == "_Alarm":
+        return ("timeout",)
+    return result
+
+
+def _is_main_thread():
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _run_guarded(thunk, label, time_limit_s):
+    """Run ``thunk`` isolated and time-limited; return its value or raise GradingError."""
+    runner = _run_forked if _can_fork() else _run_in_process
+    result = runner(thunk, time_limit_s)
+    kind = result[0]
+    if kind == "returned":
+        return result[1]
+    if kind == "raised":
+        _, name, message, where = result
+        at = f" ({where})" if where else ""
+        raise GradingError(f"{label} raised {name}{at}: {message}" if message else f"{label} raised {name}{at}")
+    if kind == "timeout":
+        raise GradingError(f"{label} did not return within {time_limit_s:g} s (the time limit): "
+                           "look for a loop that never ends, or a much slower method than intended")
+    if kind == "crashed":
+        raise GradingError(f"{label} crashed the Python process ({result[1]}); in numba code this is "
+                           "often an index out of bounds")
+    if kind == "unpicklable":
+        raise GradingError(f"{label} returned a {result[1]}, which cannot be checked ({result[2]})")
+    raise GradingError(f"{label}: unexpected outcome {result!r}")
+
+
+def _call_limit(time_limit_s):
+    if time_limit_s:
+        return float(time_limit_s)
+    try:
+        return float(os.environ.get("BOOK_GRADING_TIME_LIMIT_S") or DEFAULT_TIME_LIMIT_S)
+    except ValueError:
+        return DEFAULT_TIME_LIMIT_S
+
+
+def _label(fn, name):
+    if name:
+        return name
+    return f"{getattr(fn, '__name__', 'the function')}(...)"
+
+
+def _require_callable(fn, label):
+    base = label.split("(")[0].strip() or "the function"
+    if fn is None:
+        raise GradingError(f"{label}: {base} is not defined. Run the cell that defines it; if that "
+                           "cell raised an error, fix it first")
+    if not callable(fn):
+        raise GradingError(f"{label}: {base} should be a function, but it is {_describe(fn)}")
+
+
+def call(fn, *args, name=None, time_limit_s=None, **kwargs):
+    """Call student code safely: ``fn(*args, **kwargs)`` in a forked copy, with a time limit.
+
+    Parameters
+    ----------
+    fn : callable
+        The student's function (``None`` when the notebook does not define it).
+    *args, **kwargs
+        Its arguments. The copy gets copies: an in-place change never reaches the test's data.
+    name : str, optional
+        The call as the student should read it, e.g. ``"relu(x)"``.
+    time_limit_s : float, optional
+        Seconds before the call is stopped (default :data:`DEFAULT_TIME_LIMIT_S`).
+
+    Returns
+    -------
+    object
+        What ``fn`` returned.
+
+    Raises
+    ------
+    GradingError
+        When ``fn`` is undefined or not callable, raises (any exception, including
+        ``SystemExit``), does not return in time, or crashes the process.
+
+    Examples
+    --------
+    >>> call(abs, -2, name="abs(-2)")
+    2
+    """
+    _refuse_if_tampered()
+    label = _label(fn, name)
+    _require_callable(fn, label)
+    limit = _call_limit(time_limit_s)
+    earlier = getattr(fn, _TIMED_OUT_ATTRIBUTE, None)
+    if earlier:
+        raise GradingError(f"{label} was not run: it already exceeded the {earlier:g} s time limit "
+                           "in an earlier check; look for a loop that never ends")
+    try:
+        return _run_guarded(lambda: fn(*args, **kwargs), label, limit)
+    except GradingError as exc:
+        if "did not return within" in str(exc):
+            try:  # remember, so the question's other tests do not each wait for the limit
+                setattr(fn, _TIMED_OUT_ATTRIBUTE, limit)
+            except (AttributeError, TypeError):
+                pass
+        raise
+
+
+# --- checking values ------------------------------------------------------------------------
+
+
+def _is_number(value):
+    return (isinstance(value, (int, float, complex, np.number)) and not isinstance(value, (bool, np.bool_))
+            or isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iufc")
+
+
+def _index(flat_index, shape):
+    return tuple(int(i) for i in np.unravel_index(flat_index, shape)) if shape else ()
+
+
+def check_close(actual, expected, *, rtol=0.0, atol=0.0, equal_nan=False, name="result"):
+    """Require numbers close to ``expected``: ``|actual - expected| <= atol + rtol * |expected|``.
+
+    ``expected`` may be a number or an array; ``actual`` must then be a number,
+    or something NumPy reads as an array of the same shape. Both tolerances
+    are explicit (default 0: exact). Use :func:`check_array` first to require
+    an ``ndarray`` of a given dtype.
+
+    Raises
+    ------
+    GradingError
+        E.g. ``relu(x): max abs error 3.0e-02 > 1.0e-06 at index (17,) (expected 0.5, got 0.53)``.
+
+    Examples
+    --------
+    >>> check_close(0.1 + 0.2, 0.3, atol=1e-12, name="0.1 + 0.2")
+    """
+    _refuse_if_tampered()
+    if actual is None:
+        raise GradingError(f"{name} is None: did the cell that sets it run, and does your function "
+                           "`return` its result (not print it)?")
+    want = np.asarray(expected)
+    if want.ndim == 0:
+        if not _is_number(actual):
+            raise GradingError(f"{name}: expected a number, got {_describe(actual)}")
+        got = np.asarray(actual)
+    else:
+        if isinstance(actual, (str, bytes, dict, set)) or _is_number(actual):
+            raise GradingError(f"{name}: expected an array of shape {want.shape}, got {_describe(actual)}")
+        try:
+            got = np.asarray(actual)
+        except (ValueError, TypeError) as exc:
+            raise GradingError(f"{name}: cannot be read as an array ({exc})") from None
+        if got.dtype.kind not in "biufc":
+            raise GradingError(f"{name}: expected numbers, got an array of dtype {got.dtype}")
+        if got.shape != want.shape:
+            raise GradingError(f"{name}: expected shape {want.shape}, got {got.shape}")
+    kind = complex if "c" in (got.dtype.kind, want.dtype.kind) else float
+    got_v, want_v = got.astype(kind), want.astype(kind)
+    with np.errstate(invalid="ignore", over="ignore"):
+        error = np.abs(got_v - want_v)
+        tolerance = atol + rtol * np.abs(want_v)
+        good = (error <= tolerance) | (got_v == want_v)  # equal infinities have a nan error
+    if equal_nan:
+        good |= np.isnan(got_v) & np.isnan(want_v)
+    if good.all():
+        return
+    bad = ~good
+    ranking = np.where(bad, np.nan_to_num(error, nan=np.inf), -1.0)
+    flat = int(np.argmax(ranking))
+    where = _index(flat, got.shape)
+    at = f" at index {where}" if got.ndim else ""
+    e, a = want_v.flat[flat], got_v.flat[flat]
+    count = f"; {int(bad.sum())} of {bad.size} elements are off" if got.ndim else ""
+    tol = f"atol={atol:g}, rtol={rtol:g}"
+    if np.isnan(a) and not np.isnan(e):
+        raise GradingError(f"{name}: got nan{at} where {e:g} was expected{count} ({tol})")
+    err, allowed = error.flat[flat], tolerance.flat[flat]
+    raise GradingError(f"{name}: max abs error {err:.1e} > {allowed:.1e}{at} (expected {e:.6g}, "
+                       f"got {a:.6g}{count}; {tol})")
+
+
+def check_array(actual, *, shape=None, dtype=None, name="result"):
+    """Require a NumPy array, optionally of a given shape and dtype.
+
+    ``dtype`` may be concrete (``np.float64``) or abstract (``np.floating``:
+    any float). Raises :class:`GradingError`, e.g. ``expected shape (1000,),
+    got (1000, 1)`` or ``expected dtype float64, got int64``.
+    """
+    _refuse_if_tampered()
+    if actual is None:
+        raise GradingError(f"{name} is None: does your function `return` the array (not print it)?")
+    if not isinstance(actual, np.ndarray):
+        raise GradingError(f"{name}: expected a NumPy array, got {_describe(actual)} "
+                           "(np.asarray converts a list)")
+    if shape is not None and tuple(actual.shape) != tuple(shape):
+        raise GradingError(f"{name}: expected shape {tuple(shape)}, got {actual.shape}")
+    if dtype is not None:
+        try:
+            wanted = str(np.dtype(dtype))
+            ok = actual.dtype == np.dtype(dtype)
+        except TypeError:  # an abstract type such as np.floating: any float will do
+            wanted = f"{dtype.__name__} (any)"
+            ok = np.issubdtype(actual.dtype, dtype)
+        if not ok:
+            raise GradingError(f"{name}: expected dtype {wanted}, got {actual.dtype}")
+
+
+def check_type(actual, types, *, name="result"):
+    """Require ``isinstance(actual, types)`` (``bool`` never counts as a number)."""
+    _refuse_if_tampered()
+    types = types if isinstance(types, tuple) else (types,)
+    if isinstance(actual, bool) and bool not in types or not isinstance(actual, types):
+        wanted = " or ".join(t.__name__ for t in types)
+        raise GradingError(f"{name}: expected {wanted}, got {_describe(actual)}")
+
+
+def _changes(before, after):
+    """Index of the first argument that changed, and how (``None`` if none did)."""
+    for position, (old, new) in enumerate(zip(before, after), start=1):
+        if isinstance(old, np.ndarray):
+            if new.shape != old.shape or new.dtype != old.dtype:
+                return position, f"its shape/dtype changed to {new.shape}/{new.dtype}"
+            same = old == new
+            if old.dtype.kind in "fc":
+                same |= np.isnan(old) & np.isnan(new)
+            differs = ~same
+            if differs.any():
+                flat = int(np.argmax(differs.ravel()))
+                return position, (f"element {_index(flat, old.shape)} changed from {old.flat[flat].item()!r} "
+                                  f"to {new.flat[flat].item()!r}")
+        elif isinstance(old, (list, dict, set)) and old != new:
+            return position, "its contents changed"
+    return None
+
+
+def check_unchanged(fn, *args, name=None, time_limit_s=None):
+    """Call ``fn(*args)`` as :func:`call` does and require that it leaves its arguments (arrays,
+    lists, dicts) as they were and returns something.
+
+    Returns
+    -------
+    object
+        What ``fn`` returned, for the test's further checks.
+    """
+    _refuse_if_tampered()
+    label = _label(fn, name)
+    _require_callable(fn, label)
+    import copy
+
+    def run():
+        before = copy.deepcopy(args)
+        result = fn(*args)
+        return result, _changes(before, args)
+
+    result, change = _run_guarded(run, label, _call_limit(time_limit_s))
+    if change is not None:
+        position, how = change
+        raise GradingError(f"{label} modified its argument {position} in place ({how}): "
+                           "return a new array instead of writing into the input")
+    if result is None:
+        raise GradingError(f"{label} returned None: does your function `return` its result (not print it)?")
+    return result
+
+
+# --- speed as a grade -----------------------------------------------------------------------
+
+
+@dataclass
+class SpeedReport:
+    """What :func:`check_speedup` measured."""
+
+    name: str
+    ratio: float
+    at_least: float
+    passed: bool
+    n: int
+    candidate_s: float
+    candidate_mad_s: float
+    baseline_s: float
+    baseline_mad_s: float
+    repeats: int
+    first_call_s: float
+    compile_s: float
+    card: str
+
+    def __str__(self):
+        from book.timing import format_seconds as fmt
+
+        verdict = "fast enough" if self.passed else "too slow"
+        compiled = f", of which {fmt(self.compile_s)} compiling" if self.compile_s > 0 else ""
+        ratio = f"{self.ratio:,.0f}" if self.ratio >= 100 else f"{self.ratio:.3g}"
+        return (f"{self.name}: {verdict}: speedup {ratio}x over the baseline (required: at "
+                f"least {self.at_least:g}x) at n={self.n:,}. Median of {self.repeats} interleaved "
+                f"repeats: {fmt(self.candidate_s)} ± {fmt(self.candidate_mad_s)} vs baseline "
+                f"{fmt(self.baseline_s)} ± {fmt(self.baseline_mad_s)}; first call "
+                f"{fmt(self.first_call_s)}{compiled}, excluded. Measured on: {self.card}")
+
+
+def _log(record):
+    """Append a JSON line for the batch grader (``BOOK_GRADING_LOG``), if it asked for one."""
+    path = os.environ.get("BOOK_GRADING_LOG")
+    if path:
+        import json
+
+        try:
+            with open(path, "a") as log:
+                log.write(json.dumps(record) + "\n")
+        except OSError:
+            pass
+
+
+def check_speedup(candidate, baseline, *, setup=None, n=1, at_least, name=None, check=True,
+                  time_limit_s=None, hint=None, meta=None):
+    """Grade speed: require ``candidate`` to be ``at_least`` times faster than ``baseline``.
+
+    Both run in the same (forked) process with :func:`book.timing.bench`: they
+    must agree first (``check``, as in ``bench``), the first call (numba's
+    compilation) is timed apart and excluded, loop counts are auto-ranged,
+    repeats are interleaved, and the ratio of the medians is compared with
+    ``at_least``. The measured ratio and the hardware card are printed when
+    the check passes and are the error message when it fails.
+
+    Parameters
+    ----------
+    candidate, baseline : callable
+        The student's function and the lab's baseline (defined in the test).
+    setup : callable, optional
+        ``setup(n)`` builds the input (a tuple is several arguments), as in ``bench``.
+    n : int
+        Problem size passed to ``setup``.
+    at_least : float
+        Required speedup ``median(baseline) / median(candidate)``.
+    name : str, optional
+        The candidate's name in messages (default: its ``__name__``).
+    check : bool or callable
+        Agreement check before timing (see :func:`book.timing.bench`).
+    time_limit_s : float, optional
+        Limit for the whole measurement (default :data:`SPEED_TIME_LIMIT_S`).
+    hint : str, optional
+        A sentence added to the failure message (what a fast version looks like).
+    meta : dict, optional
+        Hardware card (collected when omitted).
+
+    Returns
+    -------
+    SpeedReport
+        When the check passes.
+
+    Raises
+    ------
+    GradingError
+        When the candidate is missing, disagrees with the baseline, raises, is too slow, or
+        the measurement exceeds its time limit.
+    """
+    _refuse_if_tampered()
+    label = name or getattr(candidate, "__name__", "candidate")
+    _require_callable(candidate, label)
+    limit = float(time_limit_s or SPEED_TIME_LIMIT_S)
+    earlier = getattr(candidate, _TIMED_OUT_ATTRIBUTE, None)
+    if earlier:
+        raise GradingError(f"{label} was not timed: it already exceeded the {earlier:g} s time limit in "
+                           "an earlier check; look for a loop that never ends")
+
+    def agree(expected, actual):
+        from book.timing import KernelMismatch, assert_same
+
+        if actual is None:
+            raise KernelMismatch(f"{label} returned None: does it `return` its result?")
+        if check is True:
+            try:
+                assert_same(expected, actual, label, "baseline", n)
+            except KernelMismatch as exc:  # bench adds the "kernel ... disagrees" prefix itself
+                raise KernelMismatch(str(exc).split(": ", 1)[-1]) from None
+        elif callable(check):
+            check(expected, actual)
+
+    def measure():
+        from book import hardware
+        from book.timing import bench, summarize
+
+        card_meta = dict(meta if meta is not None else hardware.collect_metadata())
+        card_meta["quick"] = False  # the speed check never uses quick mode's sizes
+        result = bench({"baseline": baseline, label: candidate}, [n], setup=setup, check=agree if check else False,
+                       repeats=SPEED_REPEATS, min_sample_s=SPEED_MIN_SAMPLE_S,
+                       max_time_s=SPEED_MAX_TIME_S, meta=card_meta)
+        rows = {r["kernel"]: r for r in result.records}
+        (b_med, b_mad), (c_med, c_mad) = summarize(rows["baseline"]["times_s"]), summarize(rows[label]["times_s"])
+        return dict(candidate_s=c_med, candidate_mad_s=c_mad, baseline_s=b_med, baseline_mad_s=b_mad,
+                    repeats=min(len(rows["baseline"]["times_s"]), len(rows[label]["times_s"])),
+                    first_call_s=rows[label]["first_call_s"], compile_s=rows[label]["compile_s"],
+                    card=hardware.card(card_meta))
+
+    try:
+        measured = _run_guarded(measure, f"the speed check of {label}", limit)
+    except GradingError as exc:
+        text = str(exc)
+        if "KernelMismatch" in text:
+            text = (f"{label} does not agree with the baseline, so its speed was not graded: "
+                    + text.split(": ", 1)[-1])
+        elif "BenchError" in text:
+            text = f"{label} failed while being timed: " + text.split(": ", 1)[-1]
+        _log({"check": "speedup", "name": label, "ratio": None, "at_least": at_least, "passed": False})
+        raise GradingError(text) from None
+    ratio = measured["baseline_s"] / measured["candidate_s"] if measured["candidate_s"] > 0 else float("inf")
+    report = SpeedReport(name=label, ratio=float(ratio), at_least=float(at_least), passed=bool(ratio >= at_least),
+                         n=int(n), **measured)
+    _log({"check": "speedup", "name": label, "ratio": report.ratio, "at_least": report.at_least,
+          "passed": report.passed})
+    if not report.passed:
+        raise GradingError(str(report) + (f" {hint}" if hint else ""))
+    print(f"✅ {report}")
+    return report
+
+
+# --- tampering ------------------------------------------------------------------------------
+
+
+def _defined_in(obj, path):
+    code = getattr(obj, "__code__", None)
+    if code is not None:
+        return os.path.realpath(code.co_filename) == os.path.realpath(path)
+    return isinstance(obj, type) and obj.__module__ == __name__
+
+
+def _find_tampering(previous):
+    """What the notebook changed since the last load: names rebound or deleted in this module,
+    or the harness functions it relies on. Sticky: once found, it stays until a kernel restart."""
+    found = list(previous.get("TAMPERED", []))
+    if "GradingError" in previous:  # a reload: compare with what the last load defined
+        for name in __all__:
+            if name not in previous:
+                found.append(f"book.grading.{name} was deleted")
+            elif not _defined_in(previous[name], __file__):
+                found.append(f"book.grading.{name} was replaced")
+    from book import timing
+
+    for name in ("bench", "assert_same", "summarize"):
+        if not _defined_in(getattr(timing, name, None), timing.__file__):
+            found.append(f"book.timing.{name} was replaced")
+    return sorted(set(found))
+
+
+def _refuse_if_tampered():
+    if TAMPERED:
+        raise GradingError("the checking helpers were modified in this notebook ("
+                           + "; ".join(TAMPERED) + "), so this question is graded zero. Remove the "
+                           "code that changes them, restart the kernel and run all cells")
+
+
+TAMPERED = _find_tampering(_PREVIOUS)
+del _PREVIOUS
