@@ -10,8 +10,8 @@ prints is discarded.
 
 Tests start with ``g = importlib.reload(book.grading)``: re-executing this
 file gives fresh helpers even if the notebook rebound them, and the reload
-itself notices the rebinding (see the end of this file), after which every
-check fails with "the checking helpers were modified".
+itself notices the rebinding (see the end of this file) and fails, as does
+every check after it, with "the checking helpers were modified".
 """
 
 import os
@@ -33,8 +33,9 @@ __all__ = ["GradingError", "SpeedReport", "call", "check_array", "check_close", 
            "check_type", "check_unchanged"]
 
 DEFAULT_TIME_LIMIT_S = 10.0
-"""Time limit of one call of student code (a question's tests may make several); the grader's
-``--call-time-limit`` changes it through the ``BOOK_GRADING_TIME_LIMIT_S`` environment variable."""
+"""Time limit of one call of student code unless the test sets one (a question's tests may make
+several). The grader's ``--call-time-limit`` caps every limit, this one and the tests' own, through
+the ``BOOK_GRADING_TIME_LIMIT_S`` environment variable."""
 
 SPEED_TIME_LIMIT_S = 60.0
 """Time limit of a whole :func:`check_speedup` (both kernels, all repeats)."""
@@ -220,13 +221,14 @@ def _run_guarded(thunk, label, time_limit_s):
     raise GradingError(f"{label}: unexpected outcome {result!r}")
 
 
-def _call_limit(time_limit_s):
-    if time_limit_s:
-        return float(time_limit_s)
+def _call_limit(time_limit_s, default=DEFAULT_TIME_LIMIT_S):
+    """The test's limit (or the default), capped by the grader's ``BOOK_GRADING_TIME_LIMIT_S``."""
+    limit = float(time_limit_s or default)
     try:
-        return float(os.environ.get("BOOK_GRADING_TIME_LIMIT_S") or DEFAULT_TIME_LIMIT_S)
+        cap = float(os.environ.get("BOOK_GRADING_TIME_LIMIT_S") or "inf")
     except ValueError:
-        return DEFAULT_TIME_LIMIT_S
+        cap = float("inf")
+    return min(limit, cap)
 
 
 def _label(fn, name):
@@ -543,7 +545,7 @@ def check_speedup(candidate, baseline, *, setup=None, n=1, at_least, name=None, 
     _refuse_if_tampered()
     label = name or getattr(candidate, "__name__", "candidate")
     _require_callable(candidate, label)
-    limit = float(time_limit_s or SPEED_TIME_LIMIT_S)
+    limit = _call_limit(time_limit_s, SPEED_TIME_LIMIT_S)
     earlier = getattr(candidate, _TIMED_OUT_ATTRIBUTE, None)
     if earlier:
         raise GradingError(f"{label} was not timed: it already exceeded the {earlier:g} s time limit in "
@@ -637,3 +639,6 @@ def _refuse_if_tampered():
 
 TAMPERED = _find_tampering(_PREVIOUS)
 del _PREVIOUS
+# A test's first line re-imports this module: tampering fails the test there, even a test that
+# then only uses `assert`.
+_refuse_if_tampered()

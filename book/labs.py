@@ -615,7 +615,8 @@ def grade(lab_or_zip, submissions, csv_path="grades.csv", feedback_dir=None,
     cell_time_limit_s, submission_time_limit_s : float
         Time limits per notebook cell and per submission.
     call_time_limit_s : float, optional
-        Default time limit of each call of student code by a test (book.grading's, 10 s).
+        The longest any call of student code by a test may run (by default each test's own
+        limit: 10 s unless it sets one, 60 s for a speed check).
     jobs : int
         Submissions graded at once. Keep 1 for grades of record: speed checks then have the
         machine to themselves (more jobs share the cores; the ratio stays fair, only noisier).
@@ -726,8 +727,8 @@ def main(argv=None):
     p_grade.add_argument("--feedback", help="folder for per-submission feedback (default <csv>_feedback)")
     p_grade.add_argument("--cell-time-limit", type=float, default=CELL_TIME_LIMIT_S)
     p_grade.add_argument("--submission-time-limit", type=float, default=SUBMISSION_TIME_LIMIT_S)
-    p_grade.add_argument("--call-time-limit", type=float, help="seconds per call of student code "
-                         "by a test (default 10)")
+    p_grade.add_argument("--call-time-limit", type=float, help="the longest a test's call of student "
+                         "code may run (default: the test's own limit, 10 s unless it sets one)")
     p_grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1)")
     p_grade.add_argument("--full", action="store_true", help="run narrative cells at full size (BOOK_QUICK=0)")
     p_one = commands.add_parser("grade-one")  # internal: one submission, in a fresh process
@@ -744,7 +745,8 @@ def main(argv=None):
                 shown = assign(lab, run_tests=not args.no_run_tests).folder
             else:
                 shown = student(lab)
-            print(f"{Path(lab).stem}: {shown.relative_to(ROOT)} ({time.monotonic() - started:.1f} s)")
+            shown = shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown
+            print(f"{Path(lab).stem}: {shown} ({time.monotonic() - started:.1f} s)")
     elif args.command == "grade":
         graded = grade(args.autograder, args.submissions, args.output, args.feedback,
                        args.cell_time_limit, args.submission_time_limit, args.call_time_limit,

@@ -26,8 +26,9 @@ from book import labs
 from conftest import ROOT
 
 LABS = [path.stem for path in labs.masters()]
-CALL_LIMIT_S = 3  # per call of student code in a test (book.grading's default is 10 s)
-CELL_LIMIT_S = 15  # per notebook cell
+# Time limits for the faulty submissions (the others get the defaults: 10 s per call, 120 s per cell)
+CALL_LIMIT_S = 3  # per call of student code in a test
+CELL_LIMIT_S = 10  # per notebook cell
 SPEED_RUNS = 5  # repeated runs of each speed-graded question, reference and baseline each
 
 
@@ -91,7 +92,9 @@ def build_submissions(lab, release, folder):
     """Write the lab's batch of submissions into ``folder``; return what each should score."""
     solution = nbformat.read(release.solution, as_version=4)
     questions = labs.questions(lab)
+    faulty = folder.with_name(folder.name + "_faulty")
     folder.mkdir()
+    faulty.mkdir()
     expect = {}
 
     shutil.copy(release.solution, folder / "reference.ipynb")
@@ -116,7 +119,7 @@ def build_submissions(lab, release, folder):
             functions = function_names(lab, q)
             for name in q.names:
                 cells.append((q.name, (for_function if name in functions else for_value).format(name=name)))
-        nbformat.write(with_cells(solution, cells), folder / f"faulty_{fault}.ipynb")
+        nbformat.write(with_cells(solution, cells), faulty / f"faulty_{fault}.ipynb")
     cells = []
     for q in questions:  # compiled loops, and one called at top level (it ignores interrupts)
         for name in function_names(lab, q):
@@ -125,12 +128,12 @@ def build_submissions(lab, release, folder):
         first_question, _ = cells[0]
         first_function = function_names(lab, next(q for q in questions if q.name == first_question))[0]
         cells.append((first_question, f"{first_function}(1)"))
-        nbformat.write(with_cells(solution, cells), folder / "faulty_compiled_loop.ipynb")
-    nbformat.write(with_cells(solution, [(questions[0].name, TAMPER)]), folder / "faulty_tamper.ipynb")
+        nbformat.write(with_cells(solution, cells), faulty / "faulty_compiled_loop.ipynb")
+    nbformat.write(with_cells(solution, [(questions[0].name, TAMPER)]), faulty / "faulty_tamper.ipynb")
     nbformat.write(with_cells(solution, [(questions[0].name, "print('x' * 100_000_000)"),
                                          (questions[-1].name, "import os\nos._exit(1)")]),
                    folder / "survives_output_and_kernel_death.ipynb")
-    (folder / "broken.ipynb").write_text('{"cells": [')
+    (faulty / "broken.ipynb").write_text('{"cells": [')
     return expect
 
 
@@ -141,12 +144,17 @@ def batch(request, releases, tmp_path_factory):
     release = releases[lab]
     work = tmp_path_factory.mktemp(lab)
     expect = build_submissions(lab, release, work / "submissions")
-    graded = labs.grade(release.autograder, [work / "submissions"], work / "grades.csv",
-                        cell_time_limit_s=CELL_LIMIT_S, call_time_limit_s=CALL_LIMIT_S, jobs=2,
+    # Right and planted answers with the default limits; faulty ones with short limits, so that
+    # hanging code costs seconds, not minutes. Two at a time: the speed checks still have their
+    # margins (test_speed_question_... measures them alone).
+    graded = labs.grade(release.autograder, [work / "submissions"], work / "grades.csv", jobs=2,
                         progress=False)
+    graded += labs.grade(release.autograder, [work / "submissions_faulty"], work / "faulty.csv",
+                         cell_time_limit_s=CELL_LIMIT_S, call_time_limit_s=CALL_LIMIT_S, jobs=2,
+                         progress=False)
     by_name = {g.submission: g for g in graded}
     return {"lab": lab, "release": release, "graded": by_name, "expect": expect,
-            "questions": labs.questions(lab), "csv": work / "grades.csv", "work": work}
+            "questions": labs.questions(lab), "csv": work / "faulty.csv", "work": work}
 
 
 def show(graded):
@@ -202,7 +210,7 @@ def test_faulty_submissions_score_zero_with_their_reasons(batch):
     expected_reason = {"faulty_raises": r"raised|None|not defined|expected",
                        "faulty_loops": r"did not return within|already exceeded|None|expected",
                        "faulty_wrong_shape": r"expected",
-                       "faulty_compiled_loop": r"did not return within|already exceeded|not timed",
+                       "faulty_compiled_loop": r"did not return within|already exceeded|not timed|raised",
                        "faulty_tamper": r"checking helpers were modified"}
     for stem, pattern in expected_reason.items():
         if f"{stem}.ipynb" not in graded:
@@ -237,9 +245,9 @@ def test_the_batch_grades_every_submission_into_a_csv(batch):
     header = rows[0].split(",")
     assert header[:4] == ["submission", "status", "total", "possible"]
     assert [q.name for q in batch["questions"]] == header[4:4 + len(batch["questions"])]
-    assert len(rows) == 1 + len(list((batch["work"] / "submissions").iterdir()))
-    feedback = batch["work"] / "grades_feedback"
-    assert (feedback / "reference.txt").exists() and (feedback / "broken.txt").exists()
+    assert len(rows) == 1 + len(list((batch["work"] / "submissions_faulty").iterdir()))
+    assert (batch["work"] / "grades_feedback" / "reference.txt").exists()
+    assert (batch["work"] / "faulty_feedback" / "broken.txt").exists()
 
 
 def test_grading_time_per_submission(batch, capsys):
