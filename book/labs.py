@@ -261,7 +261,7 @@ def _zip_folder(folder, zip_path):
                 archive.write(path, path.relative_to(folder))
 
 
-def assign(lab, run_tests=True, out=OUT):
+def assign(lab, run_tests=True, out=OUT, site=True):
     """Generate a lab's student release, autograder zip and solution notebook.
 
     Parameters
@@ -272,6 +272,8 @@ def assign(lab, run_tests=True, out=OUT):
         Let otter run every test against the solution notebook (as ``otter assign`` does).
     out : Path
         Output root; the lab's files go to ``out/<lab>/``.
+    site : bool
+        Also copy the student notebook to ``labs/_student/`` for the website.
 
     Returns
     -------
@@ -306,6 +308,8 @@ def assign(lab, run_tests=True, out=OUT):
     shutil.copy2(generated[-1], release.autograder)
     shutil.copy2(folder / "autograder" / f"{name}.ipynb", release.solution)
     _zip_folder(folder / "student", release.student_zip)
+    if not site:
+        return release
     STUDENT_SITE.mkdir(exist_ok=True)
     partial = release.site_notebook.with_name(f".{name}.{os.getpid()}.partial")
     shutil.copy2(release.student, partial)

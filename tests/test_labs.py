@@ -414,3 +414,30 @@ def test_website_shows_the_student_version_only(lab, site):
     page = (site.html / "labs" / "_student" / f"{lab}.html").read_text()
     assert "mybinder.org/v2/gh/" in page and f"labs/_student/{lab}.ipynb" in page  # launch buttons
     assert "grader.check" in page
+
+
+# --- the format's documentation works -------------------------------------------------------------
+
+
+def test_readme_example_is_a_working_lab(tmp_path):
+    """labs/README.md's complete example, as a master: its solution passes its tests (otter assign
+    runs them), and its planted answer passes the public test and fails the hidden one."""
+    readme = (ROOT / "labs" / "README.md").read_text()
+    example = readme.split("## A complete small example", 1)[1].split("````", 2)[1]
+    example = example.split("\n", 1)[1]  # drop the fence's "text"
+    header = (ROOT / "labs" / "lab_00_warmup.md").read_text().split("---\n")[1]
+    master = tmp_path / "lab_99_example.md"
+    master.write_text(example.replace("---\n(jupytext header)\n---\n", f"---\n{header}---\n"))
+    release = labs.assign(master, run_tests=True, out=tmp_path / "assign", site=False)
+    plant = labs.planted(master)[0]
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    shutil.copy(release.solution, submissions / "reference.ipynb")
+    nbformat.write(with_cells(nbformat.read(release.solution, as_version=4), [(plant.question, plant.code)]),
+                   submissions / "planted.ipynb")
+    graded = {g.submission: g for g in labs.grade(release.autograder, [submissions], tmp_path / "grades.csv",
+                                                  jobs=2, progress=False)}
+    assert graded["reference.ipynb"].total == graded["reference.ipynb"].possible == 2, show(graded["reference.ipynb"])
+    cases = graded["planted.ipynb"].questions["q1"]["cases"]
+    assert [c["passed"] for c in cases if not c["hidden"]] == [True], cases
+    assert [c["passed"] for c in cases if c["hidden"]] == [False], cases
