@@ -110,12 +110,14 @@ def test_every_glued_name_is_glued():
 
 
 def test_lab_has_the_questions_the_issue_asks_for():
+    """Bytes per element, a speed-graded @njit kernel, a timing repair, predict-then-measure
+    (tests/test_labs.py checks that each grades as designed)."""
     lab = (ROOT / "labs" / "lab_01_lists_vs_arrays.md").read_text()
     questions = re.findall(r"# BEGIN QUESTION\nname: (q\d+)", lab)
     assert len(questions) >= 4
-    assert "check_speedup(multiply" in lab  # the speed-graded kernel
-    for question in questions:
-        assert f"# PLANTED {question}:" in lab, f"{question} has no planted wrong answer"
+    for name in ("list_bytes_per_element", "check_speedup(multiply", "def time_call(", "predicted_ratio",
+                 "def make_lists("):
+        assert name in lab, f"Lab 1 lost its question about {name}"
 
 
 @pytest.mark.build
