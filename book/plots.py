@@ -29,7 +29,8 @@ def add_card(fig, meta, label="Measured on"):
 def add_note(fig, text):
     """Write a line under the plot, stacked with the hardware cards (e.g. a citation)."""
     cards = fig.layout.meta.get("cards", []) if isinstance(fig.layout.meta, dict) else []
-    cards = cards + ["<br>".join(textwrap.wrap(text, 120))]
+    # ~90 characters of 10 px text fit the plot area of the site's ~620 px content column.
+    cards = cards + ["<br>".join(textwrap.wrap(text, 90))]
     text = "<br>".join(cards)
     lines = text.count("<br>") + 1
     fig.update_layout(
