@@ -1,5 +1,6 @@
 """Students' path: a page opens in JupyterLab as a notebook, runs, and draws its plot."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -17,34 +18,50 @@ pytestmark = pytest.mark.browser
 OVERRIDES = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
 
 
-def free_port():
+@contextlib.contextmanager
+def jupyterlab(root_dir, home):
+    """A JupyterLab server on 127.0.0.1 without a token, serving ``root_dir``; yields its URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port = s.getsockname()[1]
+    env = {**os.environ, "HOME": str(home), "JUPYTER_CONFIG_DIR": str(home / ".jupyter"), "BOOK_QUICK": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+         "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
+         "--ServerApp.allow_root=True", f"--ServerApp.root_dir={root_dir}"],
+        cwd=root_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/api/status", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("JupyterLab did not start within 60 s")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def open_notebook(page, url, timeout_error):
+    """Open a notebook page and start its kernel, as a student does (clicking "Select" if asked)."""
+    page.goto(url)
+    page.locator(".jp-Notebook").first.wait_for(timeout=60000)
+    accept = page.locator(".jp-Dialog .jp-mod-accept")
+    try:
+        accept.wait_for(timeout=10000)
+        accept.click()
+    except timeout_error:
+        pass
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    port = free_port()
-    home = tmp_path_factory.mktemp("home")
-    env = {**os.environ, "HOME": str(home), "JUPYTER_CONFIG_DIR": str(home / ".jupyter"), "BOOK_QUICK": "1"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-         "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True", "--ServerApp.allow_root=True"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"{url}/api/status", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail("JupyterLab did not start within 60 s")
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
+    with jupyterlab(ROOT, tmp_path_factory.mktemp("home")) as url:
+        yield url
 
 
 def test_make_installs_the_notebook_viewer_setting():
@@ -57,15 +74,7 @@ def test_page_opens_as_notebook_and_runs(lab):
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{lab}/lab/tree/chapters/how_to_use.md")
-        page.locator(".jp-Notebook").first.wait_for(timeout=60000)
-        # JupyterLab may ask which kernel to start; a student clicks "Select".
-        accept = page.locator(".jp-Dialog .jp-mod-accept")
-        try:
-            accept.wait_for(timeout=10000)
-            accept.click()
-        except playwright_api.TimeoutError:
-            pass
+        open_notebook(page, f"{lab}/lab/tree/chapters/how_to_use.md", playwright_api.TimeoutError)
         # Run the first code cell: a plotly figure, drawn by plotly's JupyterLab renderer.
         page.locator(".jp-CodeCell .jp-InputArea-editor").first.click()
         page.keyboard.press("Shift+Enter")

@@ -17,7 +17,6 @@ import re
 import shutil
 import textwrap
 import zipfile
-from pathlib import Path
 
 import nbformat
 import pytest

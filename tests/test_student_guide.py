@@ -14,6 +14,8 @@ from nbclient import NotebookClient
 
 from book import labs
 from conftest import ROOT
+from test_browser import CHROMIUM, CHROMIUM_ARGS
+from test_jupyterlab import jupyterlab, open_notebook
 
 PAGE = ROOT / "chapters" / "student_guide.md"
 LAB = "lab_00_warmup"
@@ -87,8 +89,6 @@ def test_page_shows_real_feedback(site):
 def test_jupyterlab_shows_pass_and_fail(release, lab_server):
     """In JupyterLab, a student who runs all cells sees a failure for a wrong answer (question 1)
     and a pass for a right one (question 2) under the check cells."""
-    from test_browser import CHROMIUM, CHROMIUM_ARGS
-
     playwright_api = pytest.importorskip("playwright.sync_api")
     url, folder = lab_server
     shutil.copytree(release.student.parent / "book", folder / "book", dirs_exist_ok=True)
@@ -97,14 +97,7 @@ def test_jupyterlab_shows_pass_and_fail(release, lab_server):
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{url}/lab/tree/{folder.name}/{LAB}.ipynb")
-        page.locator(".jp-Notebook").first.wait_for(timeout=60000)
-        accept = page.locator(".jp-Dialog .jp-mod-accept")
-        try:
-            accept.wait_for(timeout=10000)
-            accept.click()
-        except playwright_api.TimeoutError:
-            pass
+        open_notebook(page, f"{url}/lab/tree/{folder.name}/{LAB}.ipynb", playwright_api.TimeoutError)
         page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60000)
         page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()  # Run → Run All Cells
         page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
@@ -122,35 +115,8 @@ def test_jupyterlab_shows_pass_and_fail(release, lab_server):
 @pytest.fixture(scope="module")
 def lab_server(tmp_path_factory):
     """JupyterLab serving the book's checkout, with a scratch folder for the student's notebook."""
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
     folder = ROOT / "_build" / f"student_guide_test_{os.getpid()}"
     folder.mkdir(parents=True, exist_ok=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    home = tmp_path_factory.mktemp("home")
-    env = {**os.environ, "HOME": str(home), "JUPYTER_CONFIG_DIR": str(home / ".jupyter"), "BOOK_QUICK": "1"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-         "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-         "--ServerApp.allow_root=True", f"--ServerApp.root_dir={folder.parent}"],
-        cwd=folder.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"{url}/api/status", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail("JupyterLab did not start within 60 s")
-    yield url, folder
-    server.terminate()
-    server.wait(timeout=30)
+    with jupyterlab(folder.parent, tmp_path_factory.mktemp("home")) as url:
+        yield url, folder
     shutil.rmtree(folder, ignore_errors=True)
