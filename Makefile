@@ -10,7 +10,7 @@ BUILD_FLAGS := -W -n --keep-going
 # Pages that write the book's reference measurements under data/ (book.data.publish).
 DATA_PAGES := $(shell grep -l "data\.publish" chapters/*.md)
 
-.PHONY: book test lab serve data clean assignments
+.PHONY: book test lab serve data clean assignments fonts
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ data: $(VENV)/.installed
 		BOOK_PUBLISH=1 $(BIN)/jupytext --execute --to ipynb --output $(VENV)/last_data_run.ipynb $$page || exit 1; \
 	done
 	rm -rf _build/.jupyter_cache
+
+# The Korean web font, cut to the characters the pages use (book/fonts.py); run it when a page adds Korean.
+fonts: $(VENV)/.installed
+	$(BIN)/python -m book.fonts
 
 clean:
 	rm -rf _build labs/_student

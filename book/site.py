@@ -5,13 +5,16 @@ myst-nb does not render (it warns and drops them). :class:`PlotlyMimeRenderer`
 is a myst-nb mime-render plugin (registered in ``pyproject.toml``) that turns
 each one into a ``<div>`` drawn by a single local copy of plotly.js, which
 :func:`setup` copies into the site's ``_static`` folder: no CDN, and a page
-with a chart carries only its figure's data.
+with a chart carries only its figure's data. Every page also links the
+stylesheet of the book's Korean web font (:mod:`book.fonts`).
 """
 
 import hashlib
 import json
 import shutil
 from pathlib import Path
+
+from book import fonts
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 STATIC = Path(__file__).parent / "static"
@@ -80,6 +83,7 @@ def _drop_duplicate_scripts(app, pagename, templatename, context, doctree):
 
 def setup(app):
     app.connect("config-inited", _use_local_assets)
+    app.add_css_file(fonts.CSS_FILE.relative_to(STATIC).as_posix())
     app.connect("html-page-context", _drop_duplicate_scripts, priority=900)
     app.connect("build-finished", _copy_plotly_js)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
