@@ -141,6 +141,7 @@ def write(characters, font_file=FONT_FILE, css_file=CSS_FILE, source=SOURCE_FONT
     """Write the subset font (WOFF2) and its stylesheet; returns the font's path."""
     font = make_subset(characters, source)
     font.flavor = "woff2"
+    font.recalcTimestamp = False  # the same characters give the same bytes: no spurious diff in git
     Path(font_file).parent.mkdir(parents=True, exist_ok=True)
     font.save(font_file)
     Path(css_file).write_text(css(Path(font_file).name))
