@@ -1,12 +1,14 @@
 """Checks that the graded cells of a lab call (format: ``labs/README.md``; guide: "Teaching with this book").
 
-Every check fails by raising :class:`GradingError` with a message a student
+Every check fails by raising a :class:`GradingError` with a message a student
 can act on ("expected shape (1000,), got (1000, 1)"; "max abs error 3.0e-02 >
-1.0e-06 at index (17,)"). Student code is only ever called through
-:func:`call` (or a check that takes the function): the call runs in a forked
-copy of the kernel with a time limit, so a submission that loops forever,
-raises, exits or crashes costs that question and nothing else, and what it
-prints is discarded.
+1.0e-06 at index (17,)"). Each kind of failure is its own subclass carrying
+what was found (:class:`CallFailure`, :class:`WrongValue`, :class:`SpeedFailure`
+with its :class:`SpeedReport`, ...), and its message is written from those
+fields. Student code is only ever called through :func:`call` (or a check
+that takes the function): the call runs in a forked copy of the kernel with a
+time limit, so a submission that loops forever, raises, exits or crashes
+costs that question and nothing else, and what it prints is discarded.
 
 Tests start with ``g = importlib.reload(book.grading)``: re-executing this
 file gives fresh helpers even if the notebook rebound them, and the reload
@@ -14,23 +16,31 @@ itself notices the rebinding (see the end of this file) and fails, as does
 every check after it, with "the checking helpers were modified".
 """
 
+import copy
+import faulthandler
+import json
 import os
 import pickle
 import select
 import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
 
 import numpy as np
 
+from book import checks, hardware, timing
+from book.units import format_seconds
+
 # On a reload this still holds the previous execution's names, which may have
 # been rebound by the notebook; compared with the fresh ones at the end.
 _PREVIOUS = dict(globals())
 
-__all__ = ["GradingError", "SpeedReport", "call", "check_array", "check_close", "check_speedup",
-           "check_type", "check_unchanged"]
+__all__ = ["CallFailure", "Disagreement", "GradingError", "InPlaceChange", "NoValue", "SpeedFailure",
+           "SpeedReport", "Tampered", "WrongType", "WrongValue", "call", "check_array", "check_close",
+           "check_speedup", "check_type", "check_unchanged"]
 
 DEFAULT_TIME_LIMIT_S = 10.0
 """Time limit of one call of student code unless the test sets one (a question's tests may make
@@ -53,8 +63,125 @@ _TIMED_OUT_ATTRIBUTE = "_book_grading_timed_out_s"
 _PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__)) + os.sep
 
 
+# --- what a failure carries -----------------------------------------------------------------
+
+
 class GradingError(AssertionError):
     """A check failed; the message says what was expected, what came, and where."""
+
+
+class CallFailure(GradingError):
+    """Student code did not run to an answer.
+
+    Attributes
+    ----------
+    label : str
+        The call as the student reads it (``"relu(x)"``).
+    kind : str
+        ``"undefined"``, ``"not callable"``, ``"raised"``, ``"timeout"``, ``"crashed"``,
+        ``"unpicklable"`` (returned something that cannot be checked), ``"skipped"`` (it
+        already timed out in an earlier check) or ``"failed while timed"``.
+    exception : str or None
+        The exception's type name (``"raised"``), the signal (``"crashed"``), the returned
+        type (``"unpicklable"``), or what the function is (``"not callable"``).
+    detail : str
+        The exception's message, or what else there is to say.
+    where : str
+        ``"line 3 of <cell>"``: the student's line that raised, when known.
+    time_limit_s : float or None
+        The limit that applied (``"timeout"``, ``"skipped"``).
+    """
+
+    def __init__(self, label, kind, exception=None, detail="", where="", time_limit_s=None):
+        self.label, self.kind, self.exception, self.detail = label, kind, exception, detail
+        self.where, self.time_limit_s = where, time_limit_s
+        super().__init__(self._message())
+
+    def _message(self):
+        base = self.label.split("(")[0].strip() or "the function"
+        at = f" ({self.where})" if self.where else ""
+        if self.kind == "undefined":
+            return (f"{self.label}: {base} is not defined. Run the cell that defines it; if that cell raised "
+                    "an error, fix it first")
+        if self.kind == "not callable":
+            return f"{self.label}: {base} should be a function, but it is {self.exception}"
+        if self.kind == "raised":
+            return f"{self.label} raised {self.exception}{at}" + (f": {self.detail}" if self.detail else "")
+        if self.kind == "timeout":
+            return (f"{self.label} did not return within {self.time_limit_s:g} s (the time limit): look for a "
+                    "loop that never ends, or a much slower method than intended")
+        if self.kind == "crashed":
+            return (f"{self.label} crashed the Python process ({self.exception}); in numba code this is often "
+                    "an index out of bounds")
+        if self.kind == "unpicklable":
+            return f"{self.label} returned a {self.exception}, which cannot be checked ({self.detail})"
+        if self.kind == "skipped":
+            return (f"{self.label} was not {self.detail}: it already exceeded the {self.time_limit_s:g} s time "
+                    "limit in an earlier check; look for a loop that never ends")
+        if self.kind == "failed while timed":
+            return f"{self.label} failed while being timed: {self.detail}"
+        raise ValueError(f"unknown kind of call failure {self.kind!r}")
+
+
+class NoValue(GradingError):
+    """A value under test is ``None``: ``name``, and ``hint`` (what usually causes it)."""
+
+    def __init__(self, name, hint, returned=False):
+        self.name, self.hint, self.returned = name, hint, returned
+        super().__init__(f"{name} {'returned' if returned else 'is'} None: {hint}")
+
+
+class WrongType(GradingError):
+    """A value of the wrong kind: ``expected`` and ``got`` describe both (``"a number"``,
+    ``"str '5.2'"``), ``hint`` says how to fix it (may be empty)."""
+
+    def __init__(self, name, expected, got, hint=""):
+        self.name, self.expected, self.got, self.hint = name, expected, got, hint
+        super().__init__(f"{name}: expected {expected}, got {got}" + (f" ({hint})" if hint else ""))
+
+
+class WrongValue(GradingError):
+    """A value not close enough to the expected one: ``mismatch`` is the
+    :class:`book.checks.Mismatch` (shapes, worst element, its error, the tolerances)."""
+
+    def __init__(self, mismatch):
+        self.mismatch = mismatch
+        super().__init__(str(mismatch))
+
+
+class InPlaceChange(GradingError):
+    """A function modified its argument number ``position`` (from 1); ``change`` says how."""
+
+    def __init__(self, label, position, change):
+        self.label, self.position, self.change = label, position, change
+        super().__init__(f"{label} modified its argument {position} in place ({change}): return a new array "
+                         "instead of writing into the input")
+
+
+class Disagreement(GradingError):
+    """A speed-check candidate that does not return what the baseline returns (``detail``: how)."""
+
+    def __init__(self, name, detail):
+        self.name, self.detail = name, detail
+        super().__init__(f"{name} does not agree with the baseline, so its speed was not graded: {detail}")
+
+
+class SpeedFailure(GradingError):
+    """A correct candidate that is not fast enough: ``report`` is the :class:`SpeedReport`."""
+
+    def __init__(self, report, hint=None):
+        self.report, self.hint = report, hint
+        super().__init__(str(report) + (f" {hint}" if hint else ""))
+
+
+class Tampered(GradingError):
+    """The notebook changed the checking helpers: ``problems`` lists what it changed."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__("the checking helpers were modified in this notebook (" + "; ".join(self.problems)
+                         + "), so this question is graded zero. Remove the code that changes them, restart "
+                         "the kernel and run all cells")
 
 
 # --- running student code -------------------------------------------------------------------
@@ -124,8 +251,6 @@ def _run_forked(thunk, time_limit_s):
         status = 0
         try:
             os.close(read_fd)
-            import faulthandler
-
             faulthandler.disable()  # a crash of student code is reported, not dumped
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
@@ -194,13 +319,11 @@ def _run_in_process(thunk, time_limit_s):
 
 
 def _is_main_thread():
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 
 def _run_guarded(thunk, label, time_limit_s):
-    """Run ``thunk`` isolated and time-limited; return its value or raise GradingError."""
+    """Run ``thunk`` isolated and time-limited; return its value or raise :class:`CallFailure`."""
     runner = _run_forked if _can_fork() else _run_in_process
     result = runner(thunk, time_limit_s)
     kind = result[0]
@@ -208,16 +331,13 @@ def _run_guarded(thunk, label, time_limit_s):
         return result[1]
     if kind == "raised":
         _, name, message, where = result
-        at = f" ({where})" if where else ""
-        raise GradingError(f"{label} raised {name}{at}: {message}" if message else f"{label} raised {name}{at}")
+        raise CallFailure(label, "raised", exception=name, detail=message, where=where)
     if kind == "timeout":
-        raise GradingError(f"{label} did not return within {time_limit_s:g} s (the time limit): "
-                           "look for a loop that never ends, or a much slower method than intended")
+        raise CallFailure(label, "timeout", time_limit_s=time_limit_s)
     if kind == "crashed":
-        raise GradingError(f"{label} crashed the Python process ({result[1]}); in numba code this is "
-                           "often an index out of bounds")
+        raise CallFailure(label, "crashed", exception=result[1])
     if kind == "unpicklable":
-        raise GradingError(f"{label} returned a {result[1]}, which cannot be checked ({result[2]})")
+        raise CallFailure(label, "unpicklable", exception=result[1], detail=result[2])
     raise GradingError(f"{label}: unexpected outcome {result!r}")
 
 
@@ -238,12 +358,26 @@ def _label(fn, name):
 
 
 def _require_callable(fn, label):
-    base = label.split("(")[0].strip() or "the function"
     if fn is None:
-        raise GradingError(f"{label}: {base} is not defined. Run the cell that defines it; if that "
-                           "cell raised an error, fix it first")
+        raise CallFailure(label, "undefined")
     if not callable(fn):
-        raise GradingError(f"{label}: {base} should be a function, but it is {_describe(fn)}")
+        raise CallFailure(label, "not callable", exception=_describe(fn))
+
+
+def _refuse_if_timed_out(fn, label, verb):
+    """A function that hit its time limit is not run again: the question's other tests would each
+    wait for the limit."""
+    earlier = getattr(fn, _TIMED_OUT_ATTRIBUTE, None)
+    if earlier:
+        raise CallFailure(label, "skipped", detail=verb, time_limit_s=earlier)
+
+
+def _remember_timeout(fn, failure):
+    if failure.kind == "timeout":
+        try:
+            setattr(fn, _TIMED_OUT_ATTRIBUTE, failure.time_limit_s)
+        except (AttributeError, TypeError):  # a builtin, or a class with __slots__
+            pass
 
 
 def call(fn, *args, name=None, time_limit_s=None, **kwargs):
@@ -267,9 +401,10 @@ def call(fn, *args, name=None, time_limit_s=None, **kwargs):
 
     Raises
     ------
-    GradingError
+    CallFailure
         When ``fn`` is undefined or not callable, raises (any exception, including
-        ``SystemExit``), does not return in time, or crashes the process.
+        ``SystemExit``), does not return in time, or crashes the process; its ``kind``
+        says which.
 
     Examples
     --------
@@ -279,19 +414,11 @@ def call(fn, *args, name=None, time_limit_s=None, **kwargs):
     _refuse_if_tampered()
     label = _label(fn, name)
     _require_callable(fn, label)
-    limit = _call_limit(time_limit_s)
-    earlier = getattr(fn, _TIMED_OUT_ATTRIBUTE, None)
-    if earlier:
-        raise GradingError(f"{label} was not run: it already exceeded the {earlier:g} s time limit "
-                           "in an earlier check; look for a loop that never ends")
+    _refuse_if_timed_out(fn, label, "run")
     try:
-        return _run_guarded(lambda: fn(*args, **kwargs), label, limit)
-    except GradingError as exc:
-        if "did not return within" in str(exc):
-            try:  # remember, so the question's other tests do not each wait for the limit
-                setattr(fn, _TIMED_OUT_ATTRIBUTE, limit)
-            except (AttributeError, TypeError):
-                pass
+        return _run_guarded(lambda: fn(*args, **kwargs), label, _call_limit(time_limit_s))
+    except CallFailure as failure:
+        _remember_timeout(fn, failure)
         raise
 
 
@@ -313,12 +440,15 @@ def check_close(actual, expected, *, rtol=0.0, atol=0.0, equal_nan=False, name="
     ``expected`` may be a number or an array; ``actual`` must then be a number,
     or something NumPy reads as an array of the same shape. Both tolerances
     are explicit (default 0: exact). Use :func:`check_array` first to require
-    an ``ndarray`` of a given dtype.
+    an ``ndarray`` of a given dtype. The comparison is :func:`book.checks.assert_close`.
 
     Raises
     ------
-    GradingError
-        E.g. ``relu(x): max abs error 3.0e-02 > 1.0e-06 at index (17,) (expected 0.5, got 0.53)``.
+    NoValue, WrongType
+        When ``actual`` is ``None``, or not a number or an array of numbers.
+    WrongValue
+        When the shapes or the values differ; its ``mismatch`` holds the worst element, e.g.
+        ``relu(x): max abs error 3.0e-02 > 1.0e-06 at index (17,) (expected 0.5, got 0.53; ...)``.
 
     Examples
     --------
@@ -326,64 +456,40 @@ def check_close(actual, expected, *, rtol=0.0, atol=0.0, equal_nan=False, name="
     """
     _refuse_if_tampered()
     if actual is None:
-        raise GradingError(f"{name} is None: did the cell that sets it run, and does your function "
-                           "`return` its result (not print it)?")
+        raise NoValue(name, "did the cell that sets it run, and does your function `return` its result "
+                      "(not print it)?")
     want = np.asarray(expected)
-    if want.ndim == 0:
-        if not _is_number(actual):
-            raise GradingError(f"{name}: expected a number, got {_describe(actual)}")
-        got = np.asarray(actual)
-    else:
-        if isinstance(actual, (str, bytes, dict, set)) or _is_number(actual):
-            raise GradingError(f"{name}: expected an array of shape {want.shape}, got {_describe(actual)}")
-        try:
-            got = np.asarray(actual)
-        except (ValueError, TypeError) as exc:
-            raise GradingError(f"{name}: cannot be read as an array ({exc})") from None
-        if got.dtype.kind not in "biufc":
-            raise GradingError(f"{name}: expected numbers, got an array of dtype {got.dtype}")
-        if got.shape != want.shape:
-            raise GradingError(f"{name}: expected shape {want.shape}, got {got.shape}")
-    kind = complex if "c" in (got.dtype.kind, want.dtype.kind) else float
-    got_v, want_v = got.astype(kind), want.astype(kind)
-    with np.errstate(invalid="ignore", over="ignore"):
-        error = np.abs(got_v - want_v)
-        tolerance = atol + rtol * np.abs(want_v)
-        good = (error <= tolerance) | (got_v == want_v)  # equal infinities have a nan error
-    if equal_nan:
-        good |= np.isnan(got_v) & np.isnan(want_v)
-    if good.all():
-        return
-    bad = ~good
-    ranking = np.where(bad, np.nan_to_num(error, nan=np.inf), -1.0)
-    flat = int(np.argmax(ranking))
-    where = _index(flat, got.shape)
-    at = f" at index {where}" if got.ndim else ""
-    e, a = want_v.flat[flat], got_v.flat[flat]
-    count = f"; {int(bad.sum())} of {bad.size} elements are off" if got.ndim else ""
-    tol = f"atol={atol:g}, rtol={rtol:g}"
-    if np.isnan(a) and not np.isnan(e):
-        raise GradingError(f"{name}: got nan{at} where {e:g} was expected{count} ({tol})")
-    err, allowed = error.flat[flat], tolerance.flat[flat]
-    raise GradingError(f"{name}: max abs error {err:.1e} > {allowed:.1e}{at} (expected {e:.6g}, "
-                       f"got {a:.6g}{count}; {tol})")
+    if want.ndim == 0 and not _is_number(actual):
+        raise WrongType(name, "a number", _describe(actual))
+    if want.ndim > 0 and (isinstance(actual, (str, bytes, dict, set)) or _is_number(actual)):
+        raise WrongType(name, f"an array of shape {want.shape}", _describe(actual))
+    try:
+        kind = np.asarray(actual).dtype.kind
+    except (ValueError, TypeError):
+        kind = "b"  # ragged: assert_close says why it cannot be read
+    if kind not in "biufc":
+        raise WrongType(name, "numbers", f"an array of dtype {np.asarray(actual).dtype}")
+    try:
+        checks.assert_close(actual, want, rtol=rtol, atol=atol, equal_nan=equal_nan, name=name)
+    except checks.Mismatch as mismatch:
+        raise WrongValue(mismatch) from None
 
 
 def check_array(actual, *, shape=None, dtype=None, name="result"):
     """Require a NumPy array, optionally of a given shape and dtype.
 
     ``dtype`` may be concrete (``np.float64``) or abstract (``np.floating``:
-    any float). Raises :class:`GradingError`, e.g. ``expected shape (1000,),
-    got (1000, 1)`` or ``expected dtype float64, got int64``.
+    any float). Raises :class:`WrongType` (``expected dtype float64, got
+    int64``) or, for the shape, :class:`WrongValue` (``expected shape (1000,),
+    got (1000, 1)``).
     """
     _refuse_if_tampered()
     if actual is None:
-        raise GradingError(f"{name} is None: does your function `return` the array (not print it)?")
+        raise NoValue(name, "does your function `return` the array (not print it)?")
     if not isinstance(actual, np.ndarray):
-        raise GradingError(f"{name}: expected a NumPy array, got {_describe(actual)} "
-                           "(np.asarray converts a list)")
+        raise WrongType(name, "a NumPy array", _describe(actual), hint="np.asarray converts a list")
     if shape is not None and tuple(actual.shape) != tuple(shape):
-        raise GradingError(f"{name}: expected shape {tuple(shape)}, got {actual.shape}")
+        raise WrongValue(checks.ShapeMismatch(name, tuple(shape), actual.shape))
     if dtype is not None:
         try:
             wanted = str(np.dtype(dtype))
@@ -392,16 +498,16 @@ def check_array(actual, *, shape=None, dtype=None, name="result"):
             wanted = f"{dtype.__name__} (any)"
             ok = np.issubdtype(actual.dtype, dtype)
         if not ok:
-            raise GradingError(f"{name}: expected dtype {wanted}, got {actual.dtype}")
+            raise WrongType(name, f"dtype {wanted}", str(actual.dtype))
 
 
 def check_type(actual, types, *, name="result"):
-    """Require ``isinstance(actual, types)`` (``bool`` never counts as a number)."""
+    """Require ``isinstance(actual, types)`` (``bool`` never counts as a number); raises :class:`WrongType`."""
     _refuse_if_tampered()
     types = types if isinstance(types, tuple) else (types,)
     if isinstance(actual, bool) and bool not in types or not isinstance(actual, types):
         wanted = " or ".join(t.__name__ for t in types)
-        raise GradingError(f"{name}: expected {wanted}, got {_describe(actual)}")
+        raise WrongType(name, wanted, _describe(actual))
 
 
 def _changes(before, after):
@@ -431,24 +537,30 @@ def check_unchanged(fn, *args, name=None, time_limit_s=None):
     -------
     object
         What ``fn`` returned, for the test's further checks.
+
+    Raises
+    ------
+    CallFailure, InPlaceChange, NoValue
     """
     _refuse_if_tampered()
     label = _label(fn, name)
     _require_callable(fn, label)
-    import copy
+    _refuse_if_timed_out(fn, label, "run")
 
     def run():
         before = copy.deepcopy(args)
         result = fn(*args)
         return result, _changes(before, args)
 
-    result, change = _run_guarded(run, label, _call_limit(time_limit_s))
+    try:
+        result, change = _run_guarded(run, label, _call_limit(time_limit_s))
+    except CallFailure as failure:
+        _remember_timeout(fn, failure)
+        raise
     if change is not None:
-        position, how = change
-        raise GradingError(f"{label} modified its argument {position} in place ({how}): "
-                           "return a new array instead of writing into the input")
+        raise InPlaceChange(label, *change)
     if result is None:
-        raise GradingError(f"{label} returned None: does your function `return` its result (not print it)?")
+        raise NoValue(label, "does your function `return` its result (not print it)?", returned=True)
     return result
 
 
@@ -474,8 +586,7 @@ class SpeedReport:
     card: str
 
     def __str__(self):
-        from book.timing import format_seconds as fmt
-
+        fmt = format_seconds
         verdict = "fast enough" if self.passed else "too slow"
         compiled = f", of which {fmt(self.compile_s)} compiling" if self.compile_s > 0 else ""
         ratio = f"{self.ratio:,.0f}" if self.ratio >= 100 else f"{self.ratio:.3g}"
@@ -490,8 +601,6 @@ def _log(record):
     """Append a JSON line for the batch grader (``BOOK_GRADING_LOG``), if it asked for one."""
     path = os.environ.get("BOOK_GRADING_LOG")
     if path:
-        import json
-
         try:
             with open(path, "a") as log:
                 log.write(json.dumps(record) + "\n")
@@ -538,42 +647,38 @@ def check_speedup(candidate, baseline, *, setup=None, n=1, at_least, name=None, 
 
     Raises
     ------
-    GradingError
-        When the candidate is missing, disagrees with the baseline, raises, is too slow, or
-        the measurement exceeds its time limit.
+    CallFailure
+        When the candidate is missing, raises, or the measurement exceeds its time limit.
+    Disagreement
+        When the candidate does not return what the baseline returns.
+    SpeedFailure
+        When it is too slow; its ``report`` is the :class:`SpeedReport`.
     """
     _refuse_if_tampered()
     label = name or getattr(candidate, "__name__", "candidate")
     _require_callable(candidate, label)
     limit = _call_limit(time_limit_s, SPEED_TIME_LIMIT_S)
-    earlier = getattr(candidate, _TIMED_OUT_ATTRIBUTE, None)
-    if earlier:
-        raise GradingError(f"{label} was not timed: it already exceeded the {earlier:g} s time limit in "
-                           "an earlier check; look for a loop that never ends")
+    _refuse_if_timed_out(candidate, label, "timed")
 
     def agree(expected, actual):
-        from book.timing import KernelMismatch, assert_same
-
         if actual is None:
-            raise KernelMismatch(f"{label} returned None: does it `return` its result?")
+            raise timing.KernelMismatch(f"{label} returned None: does it `return` its result?")
         if check is True:
             try:
-                assert_same(expected, actual, label, "baseline", n)
-            except KernelMismatch as exc:  # bench adds the "kernel ... disagrees" prefix itself
-                raise KernelMismatch(str(exc).split(": ", 1)[-1]) from None
+                timing.assert_same(expected, actual, label, "baseline", n)
+            except timing.KernelMismatch as exc:  # bench names the kernels itself: keep what differs
+                raise timing.KernelMismatch(exc.__cause__.describe()) from None
         elif callable(check):
             check(expected, actual)
 
     def measure():
-        from book import hardware
-        from book.timing import bench, summarize
-
         card_meta = dict(meta if meta is not None else hardware.collect_metadata())
         card_meta["quick"] = False  # the speed check never uses quick mode's sizes
-        result = bench({"baseline": baseline, label: candidate}, [n], setup=setup, check=agree if check else False,
-                       repeats=SPEED_REPEATS, min_sample_s=SPEED_MIN_SAMPLE_S,
-                       max_time_s=SPEED_MAX_TIME_S, meta=card_meta)
+        result = timing.bench({"baseline": baseline, label: candidate}, [n], setup=setup,
+                              check=agree if check else False, repeats=SPEED_REPEATS,
+                              min_sample_s=SPEED_MIN_SAMPLE_S, max_time_s=SPEED_MAX_TIME_S, meta=card_meta)
         rows = {r["kernel"]: r for r in result.records}
+        summarize = timing.summarize
         (b_med, b_mad), (c_med, c_mad) = summarize(rows["baseline"]["times_s"]), summarize(rows[label]["times_s"])
         return dict(candidate_s=c_med, candidate_mad_s=c_mad, baseline_s=b_med, baseline_mad_s=b_mad,
                     repeats=min(len(rows["baseline"]["times_s"]), len(rows[label]["times_s"])),
@@ -582,22 +687,20 @@ def check_speedup(candidate, baseline, *, setup=None, n=1, at_least, name=None, 
 
     try:
         measured = _run_guarded(measure, f"the speed check of {label}", limit)
-    except GradingError as exc:
-        text = str(exc)
-        if "KernelMismatch" in text:
-            text = (f"{label} does not agree with the baseline, so its speed was not graded: "
-                    + text.split(": ", 1)[-1])
-        elif "BenchError" in text:
-            text = f"{label} failed while being timed: " + text.split(": ", 1)[-1]
+    except CallFailure as failure:
         _log({"check": "speedup", "name": label, "ratio": None, "at_least": at_least, "passed": False})
-        raise GradingError(text) from None
+        if failure.exception == "KernelMismatch":
+            raise Disagreement(label, failure.detail) from None
+        if failure.exception == "BenchError":  # bench's message names the kernel that raised
+            raise CallFailure(label, "failed while timed", detail=failure.detail) from None
+        raise
     ratio = measured["baseline_s"] / measured["candidate_s"] if measured["candidate_s"] > 0 else float("inf")
     report = SpeedReport(name=label, ratio=float(ratio), at_least=float(at_least), passed=bool(ratio >= at_least),
                          n=int(n), **measured)
     _log({"check": "speedup", "name": label, "ratio": report.ratio, "at_least": report.at_least,
           "passed": report.passed})
     if not report.passed:
-        raise GradingError(str(report) + (f" {hint}" if hint else ""))
+        raise SpeedFailure(report, hint)
     print(f"✅ {report}")
     return report
 
@@ -605,11 +708,24 @@ def check_speedup(candidate, baseline, *, setup=None, n=1, at_least, name=None, 
 # --- tampering ------------------------------------------------------------------------------
 
 
+# The functions of other modules that the checks rely on; a notebook must not replace them.
+_HARNESS = ((timing, "bench"), (timing, "assert_same"), (timing, "assert_close"), (timing, "summarize"),
+            (checks, "assert_close"))
+
+
 def _defined_in(obj, path):
     code = getattr(obj, "__code__", None)
     if code is not None:
         return os.path.realpath(code.co_filename) == os.path.realpath(path)
     return isinstance(obj, type) and obj.__module__ == __name__
+
+
+def _is_original(function):
+    """A function of the book package, as the file of the module it names defines it."""
+    module = sys.modules.get(getattr(function, "__module__", None) or "")
+    path = getattr(module, "__file__", None)
+    return (path is not None and os.path.realpath(path).startswith(_PACKAGE_DIR)
+            and _defined_in(function, path) and getattr(function, "__code__", None) is not None)
 
 
 def _find_tampering(previous):
@@ -622,19 +738,15 @@ def _find_tampering(previous):
                 found.append(f"book.grading.{name} was deleted")
             elif not _defined_in(previous[name], __file__):
                 found.append(f"book.grading.{name} was replaced")
-    from book import timing
-
-    for name in ("bench", "assert_same", "summarize"):
-        if not _defined_in(getattr(timing, name, None), timing.__file__):
-            found.append(f"book.timing.{name} was replaced")
+    for module, name in _HARNESS:
+        if not _is_original(getattr(module, name, None)):
+            found.append(f"{module.__name__}.{name} was replaced")
     return sorted(set(found))
 
 
 def _refuse_if_tampered():
     if TAMPERED:
-        raise GradingError("the checking helpers were modified in this notebook ("
-                           + "; ".join(TAMPERED) + "), so this question is graded zero. Remove the "
-                           "code that changes them, restart the kernel and run all cells")
+        raise Tampered(TAMPERED)
 
 
 TAMPERED = _find_tampering(_PREVIOUS)

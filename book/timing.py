@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from book import quick
+from book.checks import Incomparable, ShapeMismatch, ValueMismatch, assert_close
 from book.hardware import collect_metadata
 
 
@@ -90,35 +91,41 @@ def _bind(kernel, data):
     return lambda: kernel(*args)
 
 
-def _tolerance(*arrays):
-    low_precision = any(a.dtype in (np.float16, np.float32, np.complex64) for a in arrays)
-    return 1e-4 if low_precision else 1e-7
+def _tolerance(*outputs):
+    """Relative tolerance between kernel outputs: exact unless one is floating point (rounding
+    differs with the order of operations), looser for float16/float32."""
+    try:
+        dtypes = [np.asarray(output).dtype for output in outputs]
+    except (ValueError, TypeError):
+        return 0.0  # not arrays: assert_close says so
+    if not any(dtype.kind in "fc" for dtype in dtypes):
+        return 0.0
+    return 1e-4 if any(dtype in (np.float16, np.float32, np.complex64) for dtype in dtypes) else 1e-7
 
 
 def assert_same(expected, actual, name, reference, n):
     """Raise :class:`KernelMismatch` unless ``actual`` matches ``expected``.
 
-    Floating point results may differ by rounding (a sum in another order):
-    relative tolerance 1e-7, or 1e-4 when either side is float16/float32.
+    The comparison is :func:`book.checks.assert_close`; the :class:`KernelMismatch`
+    raised has its :class:`book.checks.Mismatch` (with the shapes, the worst
+    element and its error) as ``__cause__``. Floating point results may differ
+    by rounding (a sum in another order): relative tolerance 1e-7, or 1e-4 when
+    either side is float16/float32; other results must be equal.
     """
     where = f"kernel {name!r} disagrees with {reference!r} at n={n}"
+    rtol = _tolerance(expected, actual)
     try:
-        want, got = np.asarray(expected), np.asarray(actual)
-    except Exception as exc:  # ragged lists and such
-        raise KernelMismatch(f"{where}: cannot compare the outputs as arrays ({exc})") from None
-    if want.shape != got.shape:
-        raise KernelMismatch(f"{where}: returned shape {got.shape}, expected {want.shape}")
-    if want.dtype.kind in "fc" or got.dtype.kind in "fc":
-        rtol = _tolerance(want, got)
-        err = np.abs(got.astype(complex if got.dtype.kind == "c" else float) - want)
-        bad = ~np.isclose(got, want, rtol=rtol, atol=0, equal_nan=True)
-        if bad.any():
-            index = np.unravel_index(np.argmax(np.where(bad, err, -1)), bad.shape) if bad.ndim else ()
-            raise KernelMismatch(f"{where}: max abs error {np.max(err[bad]):.3g} at index "
-                                 f"{tuple(int(i) for i in index)} (rtol={rtol:g})")
-    elif not np.array_equal(want, got):
-        bad = np.argwhere(want != got) if want.ndim else [()]
-        raise KernelMismatch(f"{where}: first difference at index {tuple(int(i) for i in bad[0])}")
+        assert_close(actual, expected, rtol=rtol, equal_nan=True, name=where)
+    except Incomparable as mismatch:
+        raise KernelMismatch(f"{where}: cannot compare the outputs as arrays ({mismatch.reason})") from mismatch
+    except ShapeMismatch as mismatch:
+        raise KernelMismatch(f"{where}: returned shape {mismatch.actual_shape}, expected "
+                             f"{mismatch.expected_shape}") from mismatch
+    except ValueMismatch as mismatch:
+        if rtol == 0:
+            raise KernelMismatch(f"{where}: first difference at index {mismatch.first_index}") from mismatch
+        raise KernelMismatch(f"{where}: max abs error {mismatch.error:.3g} at index {mismatch.index} "
+                             f"(rtol={rtol:g})") from mismatch
 
 
 def _compile_seconds(events):
