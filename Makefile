@@ -1,6 +1,7 @@
 # Hands-On Acceleration. On a fresh machine with Python 3.11:
 #   make book   set everything up and build the website into _build/html
-#   make test   run the tests (quick-mode build, unit tests, headless browser)
+#   make test   run every test (lint, unit, labs, quick-mode build, headless browser)
+#   make check  the fast tier: lint, unit tests of book/, static page checks (under two minutes)
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ BUILD_FLAGS := -W -n --keep-going
 # Pages that write the book's reference measurements under data/ (book.data.publish).
 DATA_PAGES := $(shell grep -l "data\.publish" chapters/*.md)
 
-.PHONY: book test lab serve data clean assignments fonts
+.PHONY: book test check lab serve data clean assignments fonts
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +32,13 @@ book: $(VENV)/.installed
 assignments: $(VENV)/.installed
 	$(BIN)/python -m book.labs assign
 
+# Everything CI runs; pytest ends with the time each stage took (tests/conftest.py).
 test: $(VENV)/.installed-test $(CHROMIUM)
 	BOOK_QUICK=1 $(BIN)/pytest
+
+# The fast tier, for every edit: no site build, no lab grading, no browser.
+check: $(VENV)/.installed-test
+	BOOK_QUICK=1 $(BIN)/pytest -m "not build and not browser and not labs"
 
 # Browser tests drive Debian's Chromium (no browser downloads).
 $(CHROMIUM):

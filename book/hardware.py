@@ -16,6 +16,10 @@ import time
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
+import psutil
+
+from book.units import format_bytes
+
 # Features worth naming on a card, as LLVM calls them (LLVM is what numba
 # compiles for, so these are the instructions the book's kernels can use).
 ISA_FEATURES = ("sse4.2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl",
@@ -63,8 +67,6 @@ def collect_isa(meta):
 
 
 def collect_cores(meta):
-    import psutil
-
     meta["logical_cpus"] = os.cpu_count()
     meta["physical_cores"] = psutil.cpu_count(logical=False)
     if hasattr(os, "sched_getaffinity"):
@@ -117,8 +119,6 @@ def _parse_size(text):
 
 
 def collect_memory(meta):
-    import psutil
-
     meta["ram_bytes"] = psutil.virtual_memory().total
 
 
@@ -169,7 +169,7 @@ def collect_gpu(meta):
 def collect_run(meta):
     from book import quick
 
-    meta["measured_utc"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    meta["measured_utc"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     meta["quick"] = quick.enabled()
 
 
@@ -200,14 +200,6 @@ def collect_metadata():
         except Exception as exc:  # a missing source must not stop a measurement
             meta["probe_errors"][collector.__name__] = f"{type(exc).__name__}: {exc}"
     return meta
-
-
-def format_bytes(n):
-    """``32768`` -> ``'32 KiB'``: binary units, as cache sizes are quoted."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if float(n).is_integer() else f"{n:.1f} {unit}"
-        n /= 1024
 
 
 def card(meta):

@@ -12,7 +12,9 @@ import textwrap
 import plotly.graph_objects as go
 
 from book.hardware import card
+from book.units import format_bytes
 
+REFERENCE_NOTE = "solid: this build's run · dotted: the book's reference run"
 # One colour per kernel, the same on every figure of a page.
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
@@ -76,14 +78,14 @@ def _latency_traces(fig, result, per_element, suffix, dash, offset=0):
 
 def latency(result, per_element=False, reference=None, title=None, x_title="n (elements)",
             label="This run", reference_label="Book's reference"):
-    """Log-log latency plot of a :class:`book.timing.BenchResult`.
+    """Log-log latency plot of a :class:`book.data.BenchResult`.
 
     Parameters
     ----------
     result : BenchResult
     per_element : bool
         Plot time per element (median / n) instead of time per call.
-    reference : BenchResult or Dataset, optional
+    reference : BenchResult, optional
         Another run (e.g. the book's reference data) drawn dashed, with its
         own hardware card: "the book's machine vs yours".
     """
@@ -92,16 +94,77 @@ def latency(result, per_element=False, reference=None, title=None, x_title="n (e
     _latency_traces(fig, result, per_element, "", "solid")
     add_card(fig, result.meta, label)
     if reference is not None:
-        reference = reference.bench() if hasattr(reference, "bench") else reference
         kernels = result.kernels
         # Same colour for the same kernel name in both runs.
         for j, kernel in enumerate(reference.kernels):
-            sub = type(reference)([r for r in reference.records if r["kernel"] == kernel], reference.meta)
+            sub = reference.select(kernel=kernel)
             offset = kernels.index(kernel) if kernel in kernels else len(kernels) + j
             _latency_traces(fig, sub, per_element, f" ({reference_label.lower()})", "dot", offset)
         add_card(fig, reference.meta, reference_label)
     return fig
 
+
+
+def mark_x(fig, x, text):
+    """A labelled vertical dotted line at ``x`` (log or linear axis, read from the figure)."""
+    log_x = fig.layout.xaxis.type == "log"
+    fig.add_shape(type="line", x0=x, x1=x, yref="paper", y0=0, y1=1, line={"dash": "dot", "color": "#888"})
+    # On a log axis plotly places annotations in log10 units, shapes in data units.
+    fig.add_annotation(x=math.log10(x) if log_x else x, y=1, yref="paper", text=text, showarrow=False,
+                       xanchor="right", yanchor="top", font={"size": 11, "color": "#444"},
+                       bgcolor="rgba(255, 255, 255, 0.75)")
+    return fig
+
+
+def mark_caches(fig, meta, x_of=None):
+    """Mark each cache size of a hardware card with a labelled vertical line.
+
+    Parameters
+    ----------
+    fig : plotly Figure
+    meta : dict
+        The hardware card (:func:`book.hardware.collect_metadata`); a card
+        without ``cache_bytes`` marks nothing.
+    x_of : callable, optional
+        Maps a cache size in bytes to the figure's x: the identity for an
+        axis of bytes, ``lambda size: size / 24`` for an axis of elements
+        when each element adds 24 bytes to the working set, ``math.log2``
+        for an axis of log2(bytes).
+    """
+    x_of = x_of or (lambda size: size)
+    if not callable(x_of):
+        raise TypeError(f"x_of must map a size in bytes to x, got {type(x_of).__name__}")
+    for level, size in (meta.get("cache_bytes") or {}).items():
+        mark_x(fig, x_of(size), f"{level} {format_bytes(size)}")
+    return fig
+
+
+def tidy_legend(fig, columns=2, subtitle=None):
+    """Lay a figure's legend out in columns above the plot, with room for the title.
+
+    A kernel's reference run (its traces end in ``(book's reference)``)
+    shares the legend entry of this run's trace, so clicking the entry
+    toggles both.
+    """
+    if columns < 1:
+        raise ValueError(f"columns must be at least 1, got {columns!r}")
+    for trace in fig.data:
+        if trace.name and trace.name.endswith("(book's reference)"):
+            trace.showlegend = False
+    entries = [t for t in fig.data if t.showlegend is not False and t.name and t.visible is not False]
+    rows = -(-len(entries) // columns)
+    menus = 40 if fig.layout.updatemenus else 0
+    top = (75 if subtitle else 55) + 22 * rows + menus
+    fig.update_layout(legend={"entrywidth": 1 / columns, "entrywidthmode": "fraction", "y": 1.02,
+                              "traceorder": "normal"},
+                      title={"y": 0.99, "yref": "container", "yanchor": "top",
+                             "subtitle": {"text": subtitle} if subtitle else None},
+                      margin={"t": top})
+    if menus:  # a menu row between the title and the legend
+        plot_px = fig.layout.height - top - fig.layout.margin.b
+        for menu in fig.layout.updatemenus:
+            menu.update(x=0, xanchor="left", y=1 + (22 * rows + 14) / plot_px, yanchor="bottom", direction="down")
+    return fig
 
 # --- The roofline (chapter 2 builds it; chapters 3-7 place their kernels on it) ---
 

@@ -11,13 +11,15 @@ deviation (MAD).
 
 import gc
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from book import quick
 from book.checks import Incomparable, ShapeMismatch, ValueMismatch, assert_close
+from book.data import BenchResult, summarize
 from book.hardware import collect_metadata
+
+__all__ = ["BenchError", "BenchResult", "KernelMismatch", "assert_same", "bench", "summarize"]
 
 
 class BenchError(ValueError):
@@ -26,28 +28,6 @@ class BenchError(ValueError):
 
 class KernelMismatch(BenchError):
     """Two kernels returned different answers for the same input."""
-
-
-def summarize(times_s):
-    """Median and median absolute deviation of a sample of times.
-
-    The median ignores the rare slow outliers a shared machine produces (an
-    interrupt, another process), which drag the mean; unlike the minimum it
-    describes a typical run rather than a lucky one. The MAD is the matching
-    robust spread (unscaled: half the samples lie within median ± MAD).
-    """
-    times = np.asarray(times_s, dtype=float)
-    if times.size == 0:
-        raise BenchError("cannot summarize an empty list of times")
-    median = float(np.median(times))
-    return median, float(np.median(np.abs(times - median)))
-
-
-def format_seconds(seconds):
-    """``2.39e-07`` -> ``'239 ns'``: a time in the unit that suits it."""
-    for unit, scale in (("s", 1), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
-        if abs(seconds) >= scale or unit == "ns":
-            return f"{seconds / scale:.3g} {unit}"
 
 
 def _as_kernels(kernels):
@@ -186,79 +166,6 @@ def _autorange(call, min_sample_ns, timer):
             return loops, elapsed
 
 
-@dataclass
-class BenchResult:
-    """Raw repeats of every (kernel, size), with the hardware card."""
-
-    records: list
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def kernels(self):
-        return list(dict.fromkeys(r["kernel"] for r in self.records))
-
-    @property
-    def sizes(self):
-        return sorted({r["n"] for r in self.records})
-
-    def to_frame(self):
-        """One row per (kernel, n): ``median_s``, ``mad_s``, ``min_s``, ``repeats``, ``loops``,
-        ``first_call_s`` and ``compile_s``."""
-        import pandas as pd
-
-        rows = []
-        for r in self.records:
-            median, mad = summarize(r["times_s"])
-            rows.append({"kernel": r["kernel"], "n": r["n"], "median_s": median, "mad_s": mad,
-                         "min_s": min(r["times_s"]), "repeats": len(r["times_s"]), "loops": r["loops"],
-                         "first_call_s": r["first_call_s"], "compile_s": r["compile_s"]})
-        return pd.DataFrame(rows)
-
-    def table(self):
-        """:meth:`to_frame` for reading: times in readable units, one row per (kernel, n)."""
-        frame = self.to_frame()
-        readable = frame[["kernel", "n"]].copy()
-        for column, label in (("median_s", "median"), ("mad_s", "± MAD"),
-                              ("first_call_s", "first call"), ("compile_s", "compile")):
-            readable[label] = frame[column].map(format_seconds)
-        readable["repeats × loops"] = [f"{r} × {loops:,}" for r, loops in zip(frame.repeats, frame.loops)]
-        return readable
-
-    def raw_frame(self):
-        """One row per repeat: ``kernel``, ``n``, ``repeat``, ``time_s``."""
-        import pandas as pd
-
-        return pd.DataFrame([{"kernel": r["kernel"], "n": r["n"], "repeat": i, "time_s": t}
-                             for r in self.records for i, t in enumerate(r["times_s"])])
-
-    def median(self, kernel, n):
-        """Median time in seconds of one kernel at one size."""
-        for r in self.records:
-            if r["kernel"] == kernel and r["n"] == n:
-                return summarize(r["times_s"])[0]
-        raise KeyError(f"no measurement of kernel {kernel!r} at n={n}; "
-                       f"kernels {self.kernels}, sizes {self.sizes}")
-
-    def speedup(self, baseline):
-        """Table of ``median(baseline) / median(kernel)``: rows are sizes, columns kernels."""
-        if baseline not in self.kernels:
-            raise KeyError(f"baseline {baseline!r} is not one of the kernels {self.kernels}")
-        table = self.to_frame().pivot(index="n", columns="kernel", values="median_s")[self.kernels]
-        return table.rdiv(table[baseline], axis=0)
-
-    def plot(self, **options):
-        """Interactive log-log latency plot with MAD error bars (see :func:`book.plots.latency`)."""
-        from book import plots
-
-        return plots.latency(self, **options)
-
-    def save(self, path, **provenance):
-        """Write the raw repeats and the hardware card to JSON (see :func:`book.data.save`)."""
-        from book import data
-
-        return data.save(path, self.records, self.meta, **provenance)
-
-
 def bench(kernels, sizes, setup=None, check=True, repeats=None, min_sample_s=None,
           max_time_s=None, timer=time.perf_counter_ns, meta=None):
     """Time several kernels over several problem sizes, honestly.
@@ -310,9 +217,9 @@ def bench(kernels, sizes, setup=None, check=True, repeats=None, min_sample_s=Non
         raise BenchError(f"setup must be a callable setup(n), got {type(setup).__name__}")
     if not (isinstance(check, bool) or callable(check)):
         raise BenchError(f"check must be True, False or a callable, got {type(check).__name__}")
-    repeats = repeats or quick.pick(15, 5)
-    min_sample_ns = (min_sample_s or quick.pick(5e-3, 1e-3)) * 1e9
-    max_time_s = max_time_s or quick.pick(2.0, 0.3)
+    repeats = repeats or quick.pick(full=15, quick=5)
+    min_sample_ns = (min_sample_s or quick.pick(full=5e-3, quick=1e-3)) * 1e9
+    max_time_s = max_time_s or quick.pick(full=2.0, quick=0.3)
     if repeats < 1:
         raise BenchError(f"repeats must be at least 1, got {repeats}")
 

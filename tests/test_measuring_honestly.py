@@ -19,7 +19,7 @@ def test_reference_was_published_by_the_page_at_full_size():
 def test_reference_tells_the_chapter_story():
     """At 10^7 elements NumPy's vectorised sum beats the compiled one-accumulator loop,
     which beats the interpreter (the page's prose explains both gaps)."""
-    result = data.load(REFERENCE).bench()
+    result = data.load(REFERENCE)
     speedup = result.speedup("Python sum(list)").loc[10**7]
     assert speedup["np.sum(array)"] > speedup["numba loop"] > 2
 

@@ -1,7 +1,6 @@
 """The repository's shape: pages are text, every page is in the TOC and tested."""
 
 import subprocess
-import sys
 
 import pytest
 import yaml
@@ -27,19 +26,14 @@ def test_no_notebooks_or_outputs_in_git():
     assert not notebooks, f"pages must be MyST markdown, not .ipynb: {notebooks}"
 
 
-@pytest.mark.parametrize("page", pages())
+@pytest.mark.parametrize("page", [p for p in pages() if not p.startswith("chapters/")])
 def test_page_has_jupytext_header(page):
+    """Chapter pages are checked in test_chapter_pages.py; this covers the root page and the labs."""
     text = (ROOT / page).read_text()
     assert text.startswith("---\n"), f"{page} must start with a jupytext YAML header"
     header = yaml.safe_load(text.split("---\n")[1])
     assert header["jupytext"]["text_representation"]["format_name"] == "myst", page
     assert header["kernelspec"]["name"] == "python3", page
-
-
-def test_every_chapter_page_is_in_the_toc():
-    in_toc = set(toc_files())
-    missing = [p for p in pages() if p.startswith("chapters/") and p[:-3] not in in_toc]
-    assert not missing, f"add these pages to _toc.yml: {missing}"
 
 
 def test_every_lab_is_in_the_toc():
@@ -64,12 +58,3 @@ def test_toc_names_only_existing_pages():
 def test_every_chapter_has_a_test(page):
     stem = page.split("/")[-1][:-3]
     assert (ROOT / "tests" / f"test_{stem}.py").exists(), f"{page} needs tests/test_{stem}.py"
-
-
-def test_book_package_has_no_import_side_effects():
-    """Importing book changes no plotting, numba or threading state (STYLE.md)."""
-    code = ("import plotly.io as pio, numba, os; before = (pio.templates.default, pio.renderers.default, "
-            "numba.config.NUMBA_NUM_THREADS, dict(os.environ)); import book, book.plots, book.data, book.site; "
-            "after = (pio.templates.default, pio.renderers.default, numba.config.NUMBA_NUM_THREADS, dict(os.environ)); "
-            "assert before == after, (before, after)")
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -11,11 +11,12 @@ import zipfile
 import nbformat
 import pytest
 from nbclient import NotebookClient
-
-from book import labs
-from conftest import ROOT
 from test_browser import CHROMIUM, CHROMIUM_ARGS
 from test_jupyterlab import jupyterlab, open_notebook
+
+from book import labs
+
+from conftest import ROOT
 
 PAGE = ROOT / "chapters" / "student_guide.md"
 LAB = "lab_00_warmup"

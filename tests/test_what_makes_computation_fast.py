@@ -22,11 +22,10 @@ def load(name):
     return data.load(data.path("ch02", name))
 
 
-def gbs_of(dataset):
+def gbs_of(result):
     """GB/s of each kernel (median) of a STREAM or mountain file, from its bytes_per_call."""
-    result = dataset.bench()
     return {(r["kernel"], r["n"]): r["bytes_per_call"] / result.median(r["kernel"], r["n"]) / 1e9
-            for r in dataset.records}
+            for r in result.records}
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -66,7 +65,7 @@ def test_numba_triad_reaches_the_best_bandwidth_of_the_chapter():
 
 
 def test_blas_float32_doubles_float64():
-    blas = load("blas.json").bench()
+    blas = load("blas.json")
     n = blas.sizes[0]
     ratio = blas.median("float64, 1 thread", n) / blas.median("float32, 1 thread", n)
     assert 1.4 < ratio < 2.6, f"float32 BLAS should be about twice as fast as float64 (SIMD lanes); got {ratio:.2f}"
