@@ -151,6 +151,14 @@ def test_hottest_loop_is_the_innermost_loop_with_most_arithmetic():
     assert asm.summary("\n".join(loop)) == asm.Summary(0, {256: 2}, {}, 0, 0)
 
 
+def test_hottest_loop_weighs_packed_work_above_an_unrolled_scalar_copy():
+    # LLVM keeps a scalar copy of a vectorized loop for arrays that overlap, often unrolled further.
+    vector = "\n".join([".LBB0_5:"] + ["\tvmulpd\t(%rdx,%rbx,8), %ymm0, %ymm0"] * 2 + ["\tjne\t.LBB0_5"])
+    scalar = "\n".join([".LBB0_14:"] + ["\tvmulsd\t(%rdx,%rbx,8), %xmm0, %xmm0"] * 6 + ["\tjne\t.LBB0_14"])
+    assert asm.hottest_loop(scalar + "\n" + vector) == vector
+    assert asm.hottest_loop(vector + "\n" + scalar) == vector
+
+
 def test_hottest_loop_of_a_disassembly_follows_addresses():
     dump = """\
 0000000000401120 <sum>:
