@@ -1,6 +1,5 @@
 """book.plots and book.site: figures carry units and cards; the site renders them offline."""
 
-import json
 
 from book import plots, site
 from book.timing import BenchResult
@@ -71,4 +70,3 @@ def test_site_renders_plotly_json_against_local_plotly():
 def test_plotly_mime_outranks_html_on_html_builders():
     priorities = {(b, m): p for b, m, p in site.PlotlyMimeRenderer.mime_priority_overrides}
     assert priorities[("html", site.PLOTLY_MIME)] < 10  # text/html is 10 in myst-nb
-    json.dumps(site.WIDGET_JS)
