@@ -125,7 +125,9 @@ def css(font_name=FONT_FILE.name):
     to Korean: Latin text skips it and keeps the theme's font, while Korean
     text never depends on what the reader's system happens to have. The
     stacks are set on ``:root``, which outranks the theme's ``html`` rule
-    whatever order the stylesheets load in.
+    whatever order the stylesheets load in. Korean wraps between words, as
+    Korean is typeset, rather than between any two syllables (``keep-all``
+    changes nothing for Latin text).
     """
     unicode_range = ", ".join(f"U+{lo:04X}-{hi:04X}" for lo, hi in RANGES)
     stacks = "\n".join(f"  --pst-font-family-{name}: \"{FAMILY}\", var(--pst-font-family-{system});"
@@ -134,7 +136,7 @@ def css(font_name=FONT_FILE.name):
     return (f"/* Made by `python -m book.fonts`: do not edit. {SOURCE_FAMILY}, SIL OFL 1.1 (OFL.txt). */\n"
             f"@font-face {{\n  font-family: \"{FAMILY}\";\n  src: url(\"{font_name}\") format(\"woff2\");\n"
             f"  font-display: swap;\n  unicode-range: {unicode_range};\n}}\n"
-            f":root {{\n{stacks}\n}}\n")
+            f":root {{\n{stacks}\n}}\nbody {{\n  word-break: keep-all;\n}}\n")
 
 
 def write(characters, font_file=FONT_FILE, css_file=CSS_FILE, source=SOURCE_FONT):

@@ -7,12 +7,15 @@ site's own copies of their scripts.
 
 import functools
 import http.server
+import re
 import threading
 from urllib.parse import urlparse
 
 import pytest
 
-from conftest import toc_files
+from book import fonts
+
+from conftest import ROOT, toc_files
 
 pytestmark = pytest.mark.browser
 
@@ -146,5 +149,68 @@ def test_linked_widgets_work_without_a_kernel(browser, server):
         page.keyboard.press("ArrowRight")
         page.wait_for_function("() => document.querySelector('.widget-text input').value === '7'", timeout=5000)
         assert not visit.blocked and not visit.errors, (visit.blocked, visit.errors)
+    finally:
+        visit.close()
+
+
+def source_of(name):
+    """The MyST source of a TOC entry (a lab's student version comes from its master)."""
+    return ROOT / (name.replace("labs/_student/", "labs/") + ".md")
+
+
+KOREAN = re.compile(fonts.CHARACTER_CLASS.pattern)
+KOREAN_PAGES = [name for name in toc_files() if KOREAN.search(source_of(name).read_text())]
+
+# Marks (up to 40) visible elements of the article whose own text holds Korean, and returns how many Korean
+# characters each one's own text nodes hold, with the web font's load status.
+MARK_KOREAN = """async (pattern) => {
+  await document.fonts.ready;
+  const korean = new RegExp(pattern, "g");
+  const counts = new Map();
+  const walker = document.createTreeWalker(document.querySelector("article") || document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node && counts.size < 40; node = walker.nextNode()) {
+    const element = node.parentElement;
+    const found = (node.data.match(korean) || []).length;
+    if (found && element.getClientRects().length && element.checkVisibility()) {
+      counts.set(element, (counts.get(element) || 0) + found);
+    }
+  }
+  const expected = [];
+  for (const [element, found] of counts) {
+    element.setAttribute("data-korean-probe", expected.length);
+    expected.push({text: element.textContent.trim().slice(0, 60), found});
+  }
+  const faces = [...document.fonts].filter(face => face.family.replace(/"/g, "") === "__FAMILY__");
+  const loaded = performance.getEntriesByType("resource").map(entry => entry.name);
+  return {expected, status: faces.map(face => face.status), fonts: loaded.filter(url => url.endsWith(".woff2"))};
+}""".replace("__FAMILY__", fonts.FAMILY)
+
+
+@pytest.mark.parametrize("page_path", [f"{name}.html" for name in KOREAN_PAGES])
+def test_korean_is_drawn_with_the_book_s_web_font(browser, server, page_path):
+    """Every Korean character on the page is drawn from the site's own font file.
+
+    This machine may have a CJK system font (Debian's fonts-noto-cjk), which would
+    hide a missing web font, so the test asks Chromium (DevTools' CSS domain)
+    which font drew each element's glyphs: the web font is the only "custom" one.
+    """
+    visit = Visit(browser, f"{server}/{page_path}")
+    try:
+        found = visit.page.evaluate(MARK_KOREAN, fonts.CHARACTER_CLASS.pattern)
+        assert found["expected"], f"no Korean text is visible on {page_path}"
+        assert found["status"] == ["loaded"], f"the {fonts.FAMILY} face did not load: {found['status']}"
+        assert [url for url in found["fonts"] if url.startswith(server) and fonts.FONT_FILE.name in url]
+        cdp = visit.context.new_cdp_session(visit.page)
+        cdp.send("DOM.enable")
+        cdp.send("CSS.enable")
+        root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+        for i, expected in enumerate(found["expected"]):
+            node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": f'[data-korean-probe="{i}"]'})
+            used = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node["nodeId"]})["fonts"]
+            web_font_glyphs = sum(font["glyphCount"] for font in used if font["isCustomFont"])
+            assert web_font_glyphs == expected["found"], (
+                f"{page_path}: of the {expected['found']} Korean characters in {expected['text']!r}, "
+                f"{web_font_glyphs} were drawn with the web font; fonts used: {used}")
+        assert not visit.errors, visit.errors
     finally:
         visit.close()
