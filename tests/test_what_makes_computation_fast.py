@@ -106,6 +106,14 @@ def test_page_shows_the_assembly_and_the_roofline_helper():
         "no LaTeX math: MathJax would load from a CDN and the site must work offline"
 
 
+def test_page_shows_the_latency_kernels_of_book_instead_of_redefining_them():
+    """One source: the code readers study is book.kernels.memory, which Lab 2 and its tests use."""
+    page = (ROOT / PAGE).read_text()
+    for name in ("sum_chain", "accumulator_source", "sum_with_accumulators", "random_cycle", "chase"):
+        assert f":pyobject: {name}\n" in page, name
+        assert f"def {name}(" not in page, f"{name} is defined in the page; import it from book.kernels.memory"
+
+
 # --- the quick build (the `site` fixture builds the whole book once per session) --------------
 
 def glued(site):
