@@ -11,8 +11,6 @@ import sys
 
 import pytest
 
-from book import labs
-
 from conftest import ROOT
 
 PAGE = ROOT / "chapters" / "instructor_guide.md"
