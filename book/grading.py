@@ -38,9 +38,10 @@ from book.units import format_seconds
 # been rebound by the notebook; compared with the fresh ones at the end.
 _PREVIOUS = dict(globals())
 
-__all__ = ["CallFailure", "Disagreement", "GradingError", "InPlaceChange", "NoValue", "SpeedFailure",
-           "SpeedReport", "Tampered", "WrongType", "WrongValue", "call", "check_array", "check_close",
-           "check_speedup", "check_type", "check_unchanged"]
+__all__ = ["CallFailure", "Compiled", "Disagreement", "GradingError", "InPlaceChange", "NoValue", "NotCompiled",
+           "NotVectorized", "SpeedFailure", "SpeedReport", "Tampered", "WrongType", "WrongValue", "call",
+           "check_array", "check_close", "check_compiled", "check_speedup", "check_type", "check_unchanged",
+           "check_vectorized"]
 
 DEFAULT_TIME_LIMIT_S = 10.0
 """Time limit of one call of student code unless the test sets one (a question's tests may make
@@ -172,6 +173,40 @@ class SpeedFailure(GradingError):
     def __init__(self, report, hint=None):
         self.report, self.hint = report, hint
         super().__init__(str(report) + (f" {hint}" if hint else ""))
+
+
+class NotCompiled(GradingError):
+    """A function that should be a numba-compiled loop is not: ``name``, ``problem`` (one of
+    ``"not compiled"``, ``"fastmath"``, ``"book kernel"``, ``"no loop"``) and ``found`` (what it is)."""
+
+    _ADVICE = {
+        "not compiled": "compile it with @numba.njit; the question is about what the compiler makes of your loop",
+        "fastmath": "compile it with fastmath={wanted}, as the question says",
+        "book kernel": "it is one of the book's own kernels: write your own",
+        "no loop": "it has no loop of its own: write the loop over the elements yourself",
+    }
+
+    def __init__(self, name, problem, found, wanted=None):
+        self.name, self.problem, self.found, self.wanted = name, problem, found, wanted
+        advice = self._ADVICE[problem].format(wanted=wanted)
+        super().__init__(f"{name} is {found}: {advice}")
+
+
+class NotVectorized(GradingError):
+    """A compiled loop without SIMD arithmetic: ``name``, ``bits`` (the widest packed register its
+    hottest loop uses, 0 for none) and ``loop`` (the :class:`book.asm.Summary` of that loop, or
+    None when the code has no loop)."""
+
+    def __init__(self, name, bits, loop):
+        self.name, self.bits, self.loop = name, bits, loop
+        if loop is None:
+            found = "no loop at all in its machine code"
+        else:
+            found = (f"its hottest loop does {loop.scalar_float} scalar and "
+                     f"{sum(loop.packed_float.values())} packed floating-point operations")
+        super().__init__(f"{name} is not vectorized: {found}. Packed instructions (such as vmulpd on "
+                         "xmm/ymm/zmm registers) are what SIMD looks like; see what stops the compiler "
+                         "(a reduction it may not reorder, a dependence between iterations)")
 
 
 class Tampered(GradingError):
@@ -703,6 +738,152 @@ def check_speedup(candidate, baseline, *, setup=None, n=1, at_least, name=None, 
         raise SpeedFailure(report, hint)
     print(f"✅ {report}")
     return report
+
+
+# --- what the compiler made -----------------------------------------------------------------
+
+
+@dataclass
+class Compiled:
+    """What :func:`check_compiled` found: the dispatcher's ``name``, its ``callees`` (names of the
+    numba functions it calls, directly or not), whether it or a callee ``loops`` in its own
+    bytecode, and its ``fastmath`` option."""
+
+    name: str
+    callees: list
+    loops: bool
+    fastmath: object
+
+
+def _python_loops(function):
+    """Whether a Python function's own bytecode loops (a backward jump: ``for`` or ``while``)."""
+    import dis
+
+    return any(i.opname in ("FOR_ITER", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT")
+               for i in dis.get_instructions(function))
+
+
+def _callees(dispatcher):
+    """The numba functions that a dispatcher's Python source names as globals, recursively."""
+    from numba.core.registry import CPUDispatcher
+
+    found, todo = {}, [dispatcher]
+    while todo:
+        function = todo.pop().py_func
+        for name in function.__code__.co_names:
+            value = function.__globals__.get(name)
+            if isinstance(value, CPUDispatcher) and value is not dispatcher and value.__name__ not in found:
+                found[value.__name__] = value
+                todo.append(value)
+    return found
+
+
+def check_compiled(fn, *, name=None, loop=False, fastmath=None):
+    """Require a numba-compiled function (``@numba.njit``) written by the student.
+
+    The dispatcher is inspected, never called: its type, its options, the numba functions its
+    source calls, and whether the Python code it was compiled from loops.
+
+    Parameters
+    ----------
+    fn : object
+        The student's function.
+    name : str, optional
+        Its name in messages.
+    loop : bool
+        Also require a loop in its own code or in a numba function it calls (a compiled
+        ``x * y`` or ``np.sum`` has none).
+    fastmath : bool, optional
+        Require this ``fastmath`` setting (``False``: off); None accepts any.
+
+    Returns
+    -------
+    Compiled
+
+    Raises
+    ------
+    CallFailure
+        When ``fn`` is undefined or not callable.
+    NotCompiled
+        Not a numba ``CPUDispatcher`` (a plain function or a NumPy call), a kernel of the
+        ``book`` package, the wrong ``fastmath``, or (with ``loop``) no loop; its ``problem``
+        says which.
+    """
+    _refuse_if_tampered()
+    from numba.core.registry import CPUDispatcher  # imported when needed: most checks never use numba
+
+    label = name or getattr(fn, "__name__", "the function")
+    _require_callable(fn, label)
+    if not isinstance(fn, CPUDispatcher):
+        raise NotCompiled(label, "not compiled", f"a {type(fn).__name__}, not compiled by numba")
+    module = str(getattr(fn.py_func, "__module__", "") or "")
+    if module == "book" or module.startswith("book."):
+        raise NotCompiled(label, "book kernel", f"{module}.{fn.py_func.__name__}")
+    options = fn.targetoptions.get("fastmath", False)
+    if fastmath is not None and bool(options) != bool(fastmath):
+        raise NotCompiled(label, "fastmath", f"compiled with fastmath={options!r}", wanted=fastmath)
+    callees = _callees(fn)
+    loops = any(_python_loops(f.py_func) for f in [fn, *callees.values()])
+    if loop and not loops:
+        raise NotCompiled(label, "no loop", "compiled by numba without a loop of its own")
+    return Compiled(name=label, callees=sorted(callees), loops=loops, fastmath=options)
+
+
+def check_vectorized(fn, *args, name=None, kind="float", time_limit_s=None):
+    """Require that numba compiles ``fn`` for these arguments' types into a SIMD loop.
+
+    ``fn`` is compiled (in a forked copy, with a time limit) for the numba types of ``args``,
+    never run; its assembly is read with :mod:`book.asm`: the hottest loop
+    (:func:`book.asm.hottest_loop`) must do packed arithmetic. The width is read from the code,
+    so the check holds on any CPU (xmm, ymm or zmm on x86, NEON on ARM).
+
+    Parameters
+    ----------
+    fn : numba dispatcher
+        The student's function (:func:`check_compiled` is applied first).
+    *args
+        Example arguments: only their types matter.
+    name : str, optional
+        Its name in messages.
+    kind : {"float", "int", "any"}
+        Which packed arithmetic counts (see :func:`book.asm.vector_bits`).
+    time_limit_s : float, optional
+        Limit for compiling (default :data:`DEFAULT_TIME_LIMIT_S`).
+
+    Returns
+    -------
+    int
+        The widest vector register, in bits, that the hottest loop's packed arithmetic uses.
+
+    Raises
+    ------
+    NotCompiled, CallFailure
+        When ``fn`` is not a numba function, or does not compile for these arguments.
+    NotVectorized
+        When the hottest loop has no packed arithmetic (its ``loop`` summary says what it has).
+    """
+    from book import asm
+
+    _refuse_if_tampered()
+    label = name or getattr(fn, "__name__", "the function")
+    check_compiled(fn, name=label)
+
+    def assembly():
+        import numba
+
+        signature = tuple(numba.typeof(a) for a in args)
+        fn.compile(signature)
+        return fn.inspect_asm(signature)
+
+    text = _run_guarded(assembly, f"compiling {label}", _call_limit(time_limit_s))
+    try:
+        loop = asm.hottest_loop(text)
+    except ValueError:
+        raise NotVectorized(label, 0, None) from None
+    bits = asm.vector_bits(loop, kind)
+    if bits == 0:
+        raise NotVectorized(label, 0, asm.summary(loop))
+    return bits
 
 
 # --- tampering ------------------------------------------------------------------------------

@@ -350,3 +350,66 @@ def test_speed_check_pass_rates_beside_a_cpu_hog(cpu_hog, capsys):
     with capsys.disabled():
         print(f"\nspeed-check pass rates (CPU hog on one core): {json.dumps(rates)}")
     check_rates(rates)
+
+
+# --- what the compiler made -----------------------------------------------------------------
+
+
+def _product(x, y):
+    return x * y
+
+
+@numba.njit
+def _elementwise(x, y, out):
+    for i in range(x.size):
+        out[i] = x[i] * y[i]
+
+
+@numba.njit
+def _calls_a_loop(x, y):
+    out = np.empty_like(x)
+    _elementwise(x, y, out)
+    return out
+
+
+@numba.njit(fastmath=True)
+def _dot_fast(x, y):
+    total = 0.0
+    for i in range(x.size):
+        total += x[i] * y[i]
+    return total
+
+
+@numba.njit
+def _dot_chain(x, y):
+    total = 0.0
+    for i in range(x.size):
+        total += x[i] * y[i]  # no fastmath: the adds stay in order, one at a time
+    return total
+
+
+def test_check_compiled_tells_what_the_function_is():
+    from book.kernels.memory import sum_chain
+
+    assert failure("NotCompiled", g.check_compiled, _product, name="multiply").problem == "not compiled"
+    assert failure("NotCompiled", g.check_compiled, sum_chain).problem == "book kernel"
+    no_loop = failure("NotCompiled", g.check_compiled, numba.njit(_product), loop=True, name="multiply")
+    assert no_loop.problem == "no loop" and "write the loop" in str(no_loop)
+    wrong = failure("NotCompiled", g.check_compiled, _dot_fast, fastmath=False)
+    assert (wrong.problem, wrong.found, wrong.wanted) == ("fastmath", "compiled with fastmath=True", False)
+    found = g.check_compiled(_calls_a_loop, loop=True)  # the loop is in a numba function it calls
+    assert found.callees == ["_elementwise"] and found.loops and not found.fastmath
+    assert failure("CallFailure", g.check_compiled, None, name="multiply").kind == "undefined"
+
+
+def test_check_vectorized_reads_the_width_from_the_code():
+    from book import asm
+
+    x = np.ones(64)
+    bits = g.check_vectorized(_dot_fast, x, x)
+    signature = (numba.typeof(x), numba.typeof(x))
+    _dot_fast.compile(signature)
+    assert bits == asm.vector_bits(asm.hottest_loop(_dot_fast.inspect_asm(signature))) >= 128
+    scalar = failure("NotVectorized", g.check_vectorized, _dot_chain, x, x, name="dot")
+    assert scalar.bits == 0 and scalar.loop.scalar_float > 0 and not scalar.loop.packed_float
+    assert failure("NotCompiled", g.check_vectorized, _product, x, x).problem == "not compiled"
