@@ -29,6 +29,19 @@ def test_visit_order_places_count_words_stride_apart(count, stride, order):
         assert positions.tolist() == sorted(positions.tolist())
 
 
+@pytest.mark.parametrize("pages", [1, 2, 9, 500])
+def test_one_line_per_page_puts_one_word_in_each_page_on_a_line_boundary(pages):
+    positions = cpu.one_line_per_page(pages, seed=pages)
+    assert positions.dtype == np.uint64 and positions.size == pages
+    page_of = positions.astype(np.int64) * 8 // cpu.PAGE
+    assert sorted(page_of.tolist()) == list(range(pages))
+    assert (positions % (LINE // 8) == 0).all()
+    if pages >= 500:  # spread over the lines of a page, so over the cache's sets
+        assert np.unique(positions * 8 % cpu.PAGE).size > 32
+    with pytest.raises(ValueError):
+        cpu.one_line_per_page(0)
+
+
 def test_random_order_is_not_address_order():
     positions = cpu.visit_order(1000, LINE, seed=1)
     assert positions.tolist() != sorted(positions.tolist())

@@ -16,10 +16,11 @@ import sys
 import numba
 import numpy as np
 
-from book.kernels.memory import LINE, WORDS_PER_LINE  # noqa: F401 (LINE: the examples use it)
+from book.kernels.memory import LINE, WORDS_PER_LINE
 
 __all__ = ["HUGE_PAGE", "PAGE", "chase_chains", "chase_with_adds", "huge_page_bytes", "keep_above",
-           "keep_above_branchless", "link_cycle", "page_backed_zeros", "sum_above", "visit_order"]
+           "keep_above_branchless", "link_cycle", "one_line_per_page", "page_backed_zeros", "sum_above",
+           "visit_order"]
 
 PAGE = 4096
 """Bytes in a base page of virtual memory on x86-64 Linux (and most systems)."""
@@ -74,6 +75,38 @@ def visit_order(count, stride_bytes, order="random", seed=0):
     else:
         raise ValueError(f"order must be 'random' or 'sequential', got {order!r}")
     return slots * np.uint64(stride_bytes // 8)
+
+
+def one_line_per_page(pages, seed=0):
+    """Word positions of one word in each of ``pages`` base pages, at a random line of each, in random order.
+
+    Each step of a chase through them lands on a different page, so it needs
+    a different address translation, while the cache holds only ``pages``
+    lines. The random line within each page spreads those lines over the
+    cache's sets (the same line of every page would put them all in a few).
+
+    Parameters
+    ----------
+    pages : int
+        Number of pages (at least 1).
+    seed : int
+        Seed of the order and of the lines.
+
+    Returns
+    -------
+    ndarray of uint64
+        Indices into a ``uint64`` buffer of ``pages * PAGE`` bytes, in visiting order.
+
+    Examples
+    --------
+    >>> sorted(int(p) * 8 // PAGE for p in one_line_per_page(3))
+    [0, 1, 2]
+    """
+    pages = _positive_int(pages, "pages")
+    rng = np.random.default_rng(seed)
+    lines = rng.integers(0, PAGE // LINE, pages).astype(np.uint64)
+    page_order = rng.permutation(pages).astype(np.uint64)
+    return page_order * np.uint64(PAGE // 8) + lines[page_order] * np.uint64(WORDS_PER_LINE)
 
 
 def link_cycle(positions, out=None):
