@@ -393,6 +393,8 @@ def test_check_compiled_tells_what_the_function_is():
 
     assert failure("NotCompiled", g.check_compiled, _product, name="multiply").problem == "not compiled"
     assert failure("NotCompiled", g.check_compiled, sum_chain).problem == "book kernel"
+    wrapper = numba.njit(lambda x: sum_chain(x))
+    assert "(called by it)" in failure("NotCompiled", g.check_compiled, wrapper).found
     no_loop = failure("NotCompiled", g.check_compiled, numba.njit(_product), loop=True, name="multiply")
     assert no_loop.problem == "no loop" and "write the loop" in str(no_loop)
     wrong = failure("NotCompiled", g.check_compiled, _dot_fast, fastmath=False)

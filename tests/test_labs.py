@@ -108,7 +108,8 @@ def test_reference_solution_earns_full_marks(batch):
 def test_unmodified_student_release_earns_zero_on_every_question(batch):
     student = batch["graded"]["student.ipynb"]
     assert student.status == "graded", show(student)
-    assert list(student.questions) == [q.name for q in batch["master"].questions], show(student)
+    autograded = [q.name for q in batch["master"].questions if not q.manual]  # written answers are graded by hand
+    assert list(student.questions) == autograded, show(student)
     scored = {name: q["score"] for name, q in student.questions.items() if q["score"] > 0}
     assert not scored, f"the unanswered release scores points: {scored}\n{show(student)}"
 
@@ -142,6 +143,8 @@ def test_planted_answers_pass_the_public_checks_and_fail_a_hidden_test(batch):
             if plant.kind == "PLANTED":
                 assert all(c["passed"] for c in cases if not c["hidden"]), f"fails a public check: {where}"
                 assert any(not c["passed"] for c in cases if c["hidden"]), f"no hidden test catches it: {where}"
+                score = graded.questions[plant.question]
+                assert score["score"] <= score["possible"] / 2, f"scores more than half the points: {where}"
             else:  # BASELINE: right, but too slow
                 speed = [c["passed"] for c, t in zip(cases, tests) if t.speed]
                 assert speed and not any(speed), f"passes the speed test: {where}"
@@ -348,7 +351,7 @@ def machinery(release, tmp_path_factory):
     seconds), and one that floods its output and kills its kernel, graded with the default ones."""
     master, lab_release = labs.read(WARMUP), release(WARMUP)
     questions = master.questions
-    assert [functions(master, q) for q in questions][0] == [], "the warm-up's q1 should be a value answer"
+    assert set(questions[0].names) - set(functions(master, questions[0])), "the warm-up's q1 needs a value answer"
     assert all(functions(master, q) for q in questions[1:]), "the warm-up's q2, q3 should be functions"
     solution = nbformat.read(lab_release.solution, as_version=4)
     work = tmp_path_factory.mktemp("machinery")
@@ -359,7 +362,8 @@ def machinery(release, tmp_path_factory):
         cells = [(q.name, (for_function if name in functions(master, q) else for_value).format(name=name))
                  for q in questions for name in q.names]
         nbformat.write(with_cells(solution, cells), faulty / f"faulty_{fault}.ipynb")
-    cells = [(q.name, COMPILED_LOOP.format(name=name)) for q in questions for name in functions(master, q)]
+    # q1 is left answered: answered before the loop, it must still be graded after the kernel restart
+    cells = [(q.name, COMPILED_LOOP.format(name=name)) for q in questions[1:] for name in functions(master, q)]
     first_question, first_function = questions[1].name, functions(master, questions[1])[0]
     cells.append((first_question, f"{first_function}(1)"))  # called at top level: it ignores interrupts
     nbformat.write(with_cells(solution, cells), faulty / "faulty_compiled_loop.ipynb")
@@ -381,8 +385,8 @@ def test_faulty_submissions_score_zero_with_their_reasons(machinery):
         assert result.status == "graded", show(result)
         for q in master.questions:
             score, reason = result.questions[q.name]["score"], result.questions[q.name]["reason"]
-            if stem == "faulty_compiled_loop" and not functions(master, q):
-                # a value answer, answered before the loop: still graded after the kernel restart
+            if stem == "faulty_compiled_loop" and q is master.questions[0]:
+                # answered before the loop: still graded after the kernel restart
                 assert score == q.points, f"{stem}: {q.name} lost its points\n{show(result)}"
                 continue
             assert score == 0, f"{stem}: {q.name} scores {score}\n{show(result)}"

@@ -1,6 +1,7 @@
 """Batch grading without Docker: ``otter run`` on each submission in a fresh process, with the
 guards of :mod:`book.labs.guard`, into a CSV of scores and one feedback file per submission."""
 
+import ast
 import contextlib
 import csv
 import json
@@ -128,8 +129,9 @@ def _questions_of(autograder):
         for member in sorted(archive.namelist()):
             if member.startswith("tests/") and member.endswith(".py"):
                 text = archive.read(member).decode()
-                points = re.search(r"^points\s*=\s*([\d.]+)", text, re.M)
-                found[Path(member).stem] = float(points.group(1)) if points else 1.0
+                points = re.search(r"^points\s*=\s*(.+)$", text, re.M)  # a total, or a list: one per test
+                value = ast.literal_eval(points.group(1)) if points else 1.0
+                found[Path(member).stem] = float(sum(value) if isinstance(value, list) else value)
     return found
 
 

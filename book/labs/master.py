@@ -47,9 +47,11 @@ class Question:
     (in the order of the master, which is the order of the autograder's test cases)."""
 
     name: str
-    points: float
+    points: float  # the question's total; ``case_points`` splits it over the tests when the master does
     solution_lines: list = field(default_factory=list)
     tests: list = field(default_factory=list)
+    case_points: list = None  # ``points: [1, 2]`` in the question's config: one number per test, in order
+    manual: bool = False  # ``manual: true``: a written answer, graded by hand, with no tests
 
     @property
     def public_tests(self):
@@ -176,7 +178,10 @@ def read(lab):
             master.config, master.config_index = _yaml_body(cell), index
         elif header.startswith("# BEGIN QUESTION"):
             config = _yaml_body(cell)
-            current = Question(str(config["name"]), float(config.get("points") or 1))
+            points = config.get("points") or 1
+            split = [float(p) for p in points] if isinstance(points, list) else None
+            current = Question(str(config["name"]), sum(split) if split else float(points), case_points=split,
+                               manual=bool(config.get("manual")))
             master.questions.append(current)
         elif header.startswith("# END QUESTION"):
             current = None
