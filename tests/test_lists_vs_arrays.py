@@ -100,3 +100,31 @@ def test_built_page_has_its_figures_and_a_kernel_only_widget(site):
     assert "inert" in html  # the note beside the widget that needs a kernel
     assert "application/vnd.jupyter.widget-state+json" in html
     assert "0.1292" in html and "0.0247" in html  # the note's numbers, quoted
+
+
+def test_page_runs_the_notes_code_as_written_and_the_list_version_beside_it():
+    page = (ROOT / PAGE).read_text()
+    note_cell = page.index("lst = range(1_000_000)")
+    assert "zip(lst, lst)" in page[note_cell:note_cell + 200]
+    assert page.index("lst = list(range(1_000_000))") > note_cell
+    assert "lst = range(1_000_000)" in page[page.index("NOTE_SCRIPT"):], "the fresh-process script runs the note"
+
+
+def test_core_idea_comes_before_the_first_call_forensics():
+    page = (ROOT / PAGE).read_text()
+    order = [page.index(f"({label})=") for label in ("lists-vs-arrays-note", "lists-vs-arrays-harness",
+                                                      "lists-vs-arrays-memory", "lists-vs-arrays-pointer",
+                                                      "lists-vs-arrays-first-call", "lists-vs-arrays-scaling")]
+    assert order == sorted(order)
+
+
+def test_dtype_reference_is_bandwidth_bound_in_cache():
+    """At n = 10^5 every dtype moves bytes at about one rate (the page's sentence says so when true)."""
+    result = reference("dtypes.json")
+    n = 10**5
+    rates = [3 * {"int8": 1, "int16": 2, "int32": 4, "int64": 8, "float32": 4, "float64": 8}[k] * n
+             / result.median(k, n) for k in FILES["dtypes.json"][0]]
+    assert max(rates) < 1.5 * min(rates)
+    page = (ROOT / PAGE).read_text()
+    assert "the limit is the SIMD units" not in page
+    assert "fits_in(" in page  # cache levels come from the card, not from a sentence

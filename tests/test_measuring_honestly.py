@@ -28,3 +28,26 @@ def test_page_uses_the_harness_and_publishes_what_it_loads():
     page = (ROOT / "chapters" / "measuring_honestly.md").read_text()
     assert 'data.publish(result, "harness/sum_scaling.json"' in page
     assert 'data.load(data.path("harness", "sum_scaling.json"))' in page
+
+
+def test_page_names_the_harness_exceptions_it_admits():
+    page = (ROOT / "chapters" / "measuring_honestly.md").read_text()
+    chapter1 = (ROOT / "chapters" / "lists_vs_arrays.md").read_text()
+    for label in ("lists-vs-arrays-note", "lists-vs-arrays-first-call"):
+        assert f"{{ref}}`{label}`" in page
+        assert f"({label})=" in chapter1
+
+
+def test_page_cites_timeit_and_has_the_measured_sections():
+    page = (ROOT / "chapters" / "measuring_honestly.md").read_text()
+    bib = (ROOT / "references.bib").read_text()
+    assert "{cite:p}`python_timeit`" in page and "@misc{python_timeit," in bib
+    for heading in ("## Between processes", "## The clock: frequency and turbo", "## Dead code"):
+        assert heading in page
+
+
+def test_sort_exercise_gives_each_kernel_its_own_array():
+    """An in-place sort on a shared input would hand every other kernel sorted data."""
+    page = (ROOT / "chapters" / "measuring_honestly.md").read_text()
+    exercise = page[page.index(":label: measuring_honestly_ex1"):]
+    assert "lambda a, b, c: a.sort()" in exercise and "lambda a, b, c: np.sort(b)" in exercise
