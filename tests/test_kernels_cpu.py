@@ -36,6 +36,7 @@ def test_one_line_per_page_puts_one_word_in_each_page_on_a_line_boundary(pages):
     page_of = positions.astype(np.int64) * 8 // cpu.PAGE
     assert sorted(page_of.tolist()) == list(range(pages))
     assert (positions % (LINE // 8) == 0).all()
+    assert 0 in positions.tolist(), "memory.chase starts at buffer[0]: word 0 must be on the cycle"
     if pages >= 500:  # spread over the lines of a page, so over the cache's sets
         assert np.unique(positions * 8 % cpu.PAGE).size > 32
     with pytest.raises(ValueError):
@@ -92,6 +93,8 @@ def test_page_backed_zeros_is_an_aligned_writable_zero_buffer(huge):
         assert granted >= 0
         if not huge:
             assert granted == 0, "MADV_NOHUGEPAGE was ignored"
+        elif "[never]" not in open("/sys/kernel/mm/transparent_hugepage/enabled").read():
+            assert granted > 0, "MADV_HUGEPAGE on a private mapping should get huge pages where THP is enabled"
     with pytest.raises(ValueError):
         cpu.page_backed_zeros(4, huge)
 

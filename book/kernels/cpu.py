@@ -95,7 +95,8 @@ def one_line_per_page(pages, seed=0):
     Returns
     -------
     ndarray of uint64
-        Indices into a ``uint64`` buffer of ``pages * PAGE`` bytes, in visiting order.
+        Indices into a ``uint64`` buffer of ``pages * PAGE`` bytes, in visiting order; word 0
+        (the first line of page 0) is one of them.
 
     Examples
     --------
@@ -105,6 +106,7 @@ def one_line_per_page(pages, seed=0):
     pages = _positive_int(pages, "pages")
     rng = np.random.default_rng(seed)
     lines = rng.integers(0, PAGE // LINE, pages).astype(np.uint64)
+    lines[0] = 0  # word 0 on the cycle, so a chase from buffer[0] (book.kernels.memory.chase) follows it
     page_order = rng.permutation(pages).astype(np.uint64)
     return page_order * np.uint64(PAGE // 8) + lines[page_order] * np.uint64(WORDS_PER_LINE)
 
@@ -176,7 +178,8 @@ def page_backed_zeros(n_bytes, huge):
     advice = getattr(mmap, "MADV_HUGEPAGE" if huge else "MADV_NOHUGEPAGE", None)
     if advice is None:
         return np.zeros(words, dtype=np.uint64)
-    mapping = mmap.mmap(-1, words * 8 + HUGE_PAGE)
+    # Private: a shared anonymous mapping is shared memory, which follows another huge-page policy.
+    mapping = mmap.mmap(-1, words * 8 + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     mapping.madvise(advice)
     whole = np.frombuffer(mapping, dtype=np.uint64)  # anonymous memory reads as zeros
     start = (-whole.ctypes.data % HUGE_PAGE) // 8
