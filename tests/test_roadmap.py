@@ -43,7 +43,9 @@ def test_the_map_draws_every_chapter_and_every_use():
     fig = roadmap.dependency_map()
     drawn = sum(len(trace.x) for trace in fig.data)
     assert drawn == len(roadmap.CHAPTERS)
-    assert len(fig.layout.annotations) == sum(len(c.uses) for c in roadmap.CHAPTERS)
+    arrows = [a for a in fig.layout.annotations if a.name != "card"]  # the source line is an annotation too
+    assert len(arrows) == sum(len(c.uses) for c in roadmap.CHAPTERS)
+    assert fig.layout.meta["cards"], "the map names its source under the plot"
     planned = next(trace for trace in fig.data if trace.name == "planned")
     assert len(planned.x) == sum(c.planned for c in roadmap.CHAPTERS)
     assert all("uses" in text for trace in fig.data for text in trace.hovertext)
