@@ -14,7 +14,7 @@ CITE = re.compile(r"\{cite(?::\w+)?\}`([^`]+)`")
 # What the lecture note credits and links (its own source, the surveys, HAQ, MLIR, LLVM, ...).
 THE_NOTE_S_SOURCES = {"boostcamp_acceleration", "dave2021sparse", "li2021dlcompiler", "wang2019haq",
                       "lattner2020mlir", "shpeisman2019mlir", "lattner2004llvm", "gayde2019cpus",
-                      "techspot2020m1", "graphcore_ipu", "polyhedral_info", "verdoolaege2010isl"}
+                      "frumusanu2020m1", "graphcore_ipu", "polyhedral_info", "verdoolaege2010isl"}
 
 
 def bib_keys():
