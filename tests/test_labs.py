@@ -145,11 +145,11 @@ def test_planted_answers_pass_the_public_checks_and_fail_a_hidden_test(batch):
                 assert any(not c["passed"] for c in cases if c["hidden"]), f"no hidden test catches it: {where}"
                 score = graded.questions[plant.question]
                 assert score["score"] <= score["possible"] / 2, f"scores more than half the points: {where}"
-            else:  # BASELINE: right, but too slow
+            else:  # BASELINE: right, but too slow (a hidden test may also refuse its method)
                 speed = [c["passed"] for c, t in zip(cases, tests) if t.speed]
                 assert speed and not any(speed), f"passes the speed test: {where}"
-                others = [c["passed"] for c, t in zip(cases, tests) if not t.speed]
-                assert all(others), f"fails a correctness test: {where}"
+                others = [c["passed"] for c, t in zip(cases, tests) if not t.speed and not t.hidden]
+                assert all(others), f"fails a public correctness test: {where}"
 
 
 def test_grading_time_per_submission(batch, capsys):
