@@ -206,3 +206,79 @@ def test_built_page_has_its_figures(site):
     """Each figure's card or source line is checked on every page (test_chapter_pages.py)."""
     html = (site.html / "chapters" / "what_makes_computation_fast.html").read_text()
     assert html.count('class="plotly-graph-div"') >= 9
+
+
+# --- the sections on the core and the memory system (book/kernels/cpu.py) ------------------------
+
+CPU_FILES = ("branches.json", "memory_parallelism.json", "conflicts.json", "prefetch.json", "tlb.json")
+
+
+def load_or_skip(name):
+    """A reference file of these sections, or a skip until `make data` has published it."""
+    if not data.path("ch02", name).exists():
+        pytest.skip(f"data/ch02/{name} is not published yet (make data)")
+    return load(name)
+
+
+def test_page_shows_the_cpu_kernels_of_book_instead_of_redefining_them():
+    page = (ROOT / PAGE).read_text()
+    for name in ("chase_with_adds", "sum_above", "keep_above", "keep_above_branchless", "chase_chains"):
+        assert f":pyobject: {name}\n" in page, name
+        assert f"def {name}(" not in page, f"{name} is defined in the page; import it from book.kernels.cpu"
+    for name in CPU_FILES:
+        assert f'"ch02/{name}"' in page and name in (data.path("ch02") / "README.md").read_text(), name
+
+
+@pytest.mark.parametrize("name", CPU_FILES)
+def test_cpu_reference_was_published_by_the_page_at_full_size(name):
+    dataset = load_or_skip(name)
+    assert dataset.provenance["source"] == PAGE and dataset.meta["quick"] is False
+
+
+def test_reference_branch_costs_only_where_the_code_jumps():
+    branches = load_or_skip("branches.json")
+    n = branches.sizes[0]
+    ratio = {name: branches.median(f"{name}, shuffled", n) / branches.median(f"{name}, sorted", n)
+             for name in ("sum_above", "keep_above (branch)", "keep_above_branchless")}
+    assert ratio["keep_above (branch)"] > 2, ratio  # mispredictions on shuffled data
+    assert 0.7 < ratio["sum_above"] < 1.3 and 0.7 < ratio["keep_above_branchless"] < 1.3, ratio
+
+
+def test_reference_chains_overlap_their_misses():
+    mlp = load_or_skip("memory_parallelism.json")
+    n = mlp.sizes[0]
+    one = mlp.median("1 chains", n)
+    speedups = {r["kernel"]: one / mlp.median(r["kernel"], n) for r in mlp.records}  # same loads per call
+    assert speedups["8 chains"] > 3, speedups
+    assert max(speedups.values()) < 64, speedups  # bounded by the core's miss buffers
+
+
+def test_reference_same_set_strides_conflict_and_one_line_more_does_not():
+    conflicts = load_or_skip("conflicts.json")
+    widest = max(conflicts.sizes)
+    l1 = next(k for k in conflicts.kernels if k.startswith("L1d size ("))
+    assert conflicts.median(l1, widest) > 2 * conflicts.median("L1d size + 64 B", widest)
+    assert conflicts.median(l1, 1) < 1.5 * conflicts.median("L1d size + 64 B", 1)
+
+
+def test_reference_prefetcher_and_tlb():
+    prefetch = load_or_skip("prefetch.json")
+    largest = max(prefetch.sizes)
+    assert (prefetch.median("packed lines, random order", largest)
+            > 3 * prefetch.median("packed lines, address order", largest)), "the prefetcher should hide DRAM latency"
+    tlb = load_or_skip("tlb.json")
+    widest = max(tlb.sizes)
+    base, packed = tlb.median("one line per page, base pages", widest), tlb.median("packed lines, random order", widest)
+    assert base > 1.3 * packed, "one line per page should miss the TLB"
+
+
+@pytest.mark.build
+def test_quick_run_shows_the_core_and_memory_effects(site):
+    values = glued(site)
+    assert values["branch_keep_ratio"] > 1.5, values["branch_keep_ratio"]  # a real branch on shuffled data
+    assert values["branch_free_ratio"] < 1.3, values["branch_free_ratio"]
+    assert values["mlp_best"] > 2, values["mlp_best"]
+    assert values["prefetch_gain"] > 2, values["prefetch_gain"]
+    assert values["conflict_same_ns"] > values["conflict_near_ns"]
+    assert values["ooo_last_ns"] < values["ooo_last_serial_ns"]  # overlapped, not one chain after the other
+    assert values["layer_b1_i"] < values["ridge32"] < values["layer_conv_i"]
