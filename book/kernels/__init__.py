@@ -5,4 +5,6 @@
 to be limited by the loads).
 ``cpu``: what the core and the memory system overlap and guess (out-of-order execution, branch
 prediction, memory-level parallelism, cache sets, the TLB, prefetching).
+``cuda``: GPU kernels in ``numba.cuda`` (vector add, a shared-memory reduction, naive and tiled matmul), run in
+numba's CUDA simulator after :func:`book.gpu.use_simulator`.
 """
