@@ -1,0 +1,352 @@
+"""The matrix-multiply ladder: from three nested loops to a packed, register-blocked, parallel kernel.
+
+The chapter "Loop optimizations" climbs it one step at a time and times every
+step against NumPy's BLAS in the same run; Lab 6 and later chapters use
+:func:`matmul`, the last step behind a checked front door. Every step computes
+``c = a @ b`` for 2-D float arrays and returns a new C-ordered array.
+
+1. :func:`matmul_ijk`: the textbook order; the inner loop walks down a column of ``b``.
+2. :func:`matmul_ikj`: loop interchange; the inner loop walks along rows, so it vectorizes.
+3. :func:`matmul_tiled`: cache tiling; the loops walk tile by tile so a tile of ``b`` is reused from cache.
+4. :func:`matmul_register_blocked`: a micro-kernel keeps an ``MR x NR`` block of ``c`` in registers
+   (its inputs packed once into panels, so it reads them with unit stride).
+5. :func:`matmul_packed`: cache blocking around the micro-kernel: panels of ``a`` and ``b`` packed
+   block by block, each block sized for a cache level.
+6. :func:`matmul_parallel`: step 5 with its blocks of rows spread over threads (``prange``).
+
+Tests: ``tests/test_kernels_matmul.py``.
+"""
+
+import numba
+import numpy as np
+from numba import prange
+
+__all__ = ["KC", "MC", "MR", "NC", "NR", "LADDER", "matmul", "matmul_ijk", "matmul_ikj", "matmul_packed",
+           "matmul_parallel", "matmul_register_blocked", "matmul_tiled", "compile_microkernel", "microkernel_source"]
+
+@numba.njit
+def matmul_ijk(a, b):
+    """Step 1: ``c[i, j] = sum over p of a[i, p] * b[p, j]``, in the order the formula is written.
+
+    The inner loop reads ``b`` down a column, one cache line per value for a
+    C-ordered ``b``, and adds into one scalar: a chain the core cannot overlap.
+    """
+    m, k = a.shape
+    n = b.shape[1]
+    c = np.zeros((m, n), a.dtype)
+    for i in range(m):
+        for j in range(n):
+            total = c[i, j]
+            for p in range(k):
+                total += a[i, p] * b[p, j]
+            c[i, j] = total
+    return c
+
+
+@numba.njit(fastmath={"contract"})
+def matmul_ikj(a, b):
+    """Step 2, loop interchange: for each ``a[i, p]``, add ``a[i, p] * b[p, :]`` to the row ``c[i, :]``.
+
+    The inner loop now walks rows of ``b`` and ``c`` with unit stride and its
+    iterations are independent, so LLVM vectorizes it (and fuses the multiply
+    and add into an FMA, which ``contract`` allows).
+    """
+    m, k = a.shape
+    n = b.shape[1]
+    c = np.zeros((m, n), a.dtype)
+    for i in range(m):
+        for p in range(k):
+            aip = a[i, p]
+            for j in range(n):
+                c[i, j] += aip * b[p, j]
+    return c
+
+
+@numba.njit(fastmath={"contract"})
+def matmul_tiled(a, b, tile_i=64, tile_k=128, tile_j=256):
+    """Step 3, cache tiling: step 2's loops run inside tiles; the outer loops walk between tiles.
+
+    A ``tile_k x tile_j`` tile of ``b`` is read ``tile_i`` times while it sits
+    in cache, instead of once per row of ``a`` from further away. The tile
+    sizes need not divide the matrix sizes.
+    """
+    m, k = a.shape
+    n = b.shape[1]
+    if tile_i < 1 or tile_k < 1 or tile_j < 1:
+        raise ValueError("tile sizes must be positive")
+    c = np.zeros((m, n), a.dtype)
+    for i0 in range(0, m, tile_i):
+        for p0 in range(0, k, tile_k):
+            for j0 in range(0, n, tile_j):
+                width = min(tile_j, n - j0)
+                for i in range(i0, min(i0 + tile_i, m)):
+                    crow = c[i, j0:j0 + width]
+                    for p in range(p0, min(p0 + tile_k, k)):
+                        aip = a[i, p]
+                        brow = b[p, j0:j0 + width]
+                        # Counting from 0 over row views keeps the index provably
+                        # non-negative, so the loop vectorizes as step 2's does.
+                        for j in range(width):
+                            crow[j] += aip * brow[j]
+    return c
+
+
+def microkernel_source(mr, nr):
+    """Python source of the ``mr x nr`` micro-kernel ``micro_<mr>x<nr>(ap, bp, kc, out)``.
+
+    ``ap`` holds ``kc`` columns of ``mr`` values of ``a`` one after the other
+    (``ap[p * mr + i] = a[i, p]``), ``bp`` holds ``kc`` rows of ``nr`` values
+    of ``b`` (``bp[p * nr + j] = b[p, j]``); the kernel adds ``kc`` outer
+    products of a column and a row and writes the ``mr x nr`` block row by row
+    into ``out``.
+
+    Why it is written out instead of looped: each ``c{i}_{j}`` is a scalar
+    that LLVM keeps in a register for the whole loop over ``p``, which a small
+    array would not be. The superword-level-parallelism (SLP) vectorizer then
+    packs the ``nr`` scalars of a row into vector registers: one step of ``p``
+    loads ``nr / width`` vectors of ``b``, broadcasts ``mr`` values of ``a``
+    and issues ``mr * nr / width`` vector FMAs.
+    """
+    if mr < 1 or nr < 1:
+        raise ValueError(f"the micro-kernel needs mr, nr >= 1; got {mr}, {nr}")
+    lines = [f"def micro_{mr}x{nr}(ap, bp, kc, out):",
+             "    out[0] = 0",
+             "    zero = out[0]  # a zero of the arrays' dtype"]
+    lines += [f"    {', '.join(f'c{i}_{j}' for j in range(nr))} = {', '.join(['zero'] * nr)}" for i in range(mr)]
+    lines.append("    for p in range(kc):")
+    lines += [f"        b{j} = bp[p * {nr} + {j}]" for j in range(nr)]
+    for i in range(mr):
+        lines.append(f"        a = ap[p * {mr} + {i}]")
+        lines += [f"        c{i}_{j} += a * b{j}" for j in range(nr)]
+    lines += [f"    out[{i * nr + j}] = c{i}_{j}" for i in range(mr) for j in range(nr)]
+    return "\n".join(lines) + "\n"
+
+
+def compile_microkernel(mr, nr, dtype):
+    """Compile :func:`microkernel_source` for one dtype, with LLVM's SLP vectorizer switched on.
+
+    numba compiles with the SLP vectorizer off (``numba.config.SLP_VECTORIZE``,
+    default 0) and only the loop vectorizer on, which vectorizes innermost
+    loops, not straight-line code like this kernel's body. The setting is read
+    when a function is compiled, so it is switched on for this one compilation
+    (eager, for one signature) and restored.
+    """
+    namespace = {}
+    exec(microkernel_source(mr, nr), namespace)
+    vector = numba.from_dtype(np.dtype(dtype))[::1]
+    saved = numba.config.SLP_VECTORIZE
+    numba.config.SLP_VECTORIZE = 1
+    try:
+        return numba.njit([numba.void(vector, vector, numba.int64, vector)], fastmath={"contract"})(
+            namespace[f"micro_{mr}x{nr}"])
+    finally:
+        numba.config.SLP_VECTORIZE = saved
+
+
+@numba.njit
+def _pack_a(a, i0, mc, p0, kc, mr, ap):
+    """Copy ``a[i0:i0+mc, p0:p0+kc]`` into panels of ``mr`` rows.
+
+    ``ap[r, p * mr + i] = a[i0 + r*mr + i, p0 + p]``; rows past ``mc`` are zeros, so the
+    micro-kernel needs no edge case."""
+    for r in range(ap.shape[0]):
+        for p in range(kc):
+            for i in range(mr):
+                row = r * mr + i
+                ap[r, p * mr + i] = a[i0 + row, p0 + p] if row < mc else 0
+
+
+@numba.njit
+def _pack_b(b, p0, kc, j0, nc, nr, bp):
+    """Copy ``b[p0:p0+kc, j0:j0+nc]`` into panels of ``nr`` columns.
+
+    ``bp[r, p * nr + j] = b[p0 + p, j0 + r*nr + j]``; columns past ``nc`` are zeros."""
+    for r in range(bp.shape[0]):
+        for p in range(kc):
+            for j in range(nr):
+                col = r * nr + j
+                bp[r, p * nr + j] = b[p0 + p, j0 + col] if col < nc else 0
+
+
+@numba.njit
+def _add_block(c, out, i0, j0, mr, nr):
+    """``c[i0:i0+mr, j0:j0+nr] += out``, clipped to ``c`` (the blocks at the right and bottom edges)."""
+    for i in range(min(mr, c.shape[0] - i0)):
+        for j in range(min(nr, c.shape[1] - j0)):
+            c[i0 + i, j0 + j] += out[i * nr + j]
+
+
+def _ladder_top(micro, mr, nr):
+    """Steps 4 to 6 around one compiled micro-kernel of ``mr x nr``."""
+
+    @numba.njit
+    def panels(ap, mc, bp, nc, kc, c, i0, j0):
+        out = np.empty(mr * nr, c.dtype)
+        for jr in range(0, nc, nr):
+            for ir in range(0, mc, mr):
+                micro(ap[ir // mr], bp[jr // nr], kc, out)
+                _add_block(c, out, i0 + ir, j0 + jr, mr, nr)
+
+    @numba.njit
+    def register_blocked(a, b):
+        m, k = a.shape
+        n = b.shape[1]
+        c = np.zeros((m, n), a.dtype)
+        ap = np.empty(((m + mr - 1) // mr, k * mr), a.dtype)
+        bp = np.empty(((n + nr - 1) // nr, k * nr), a.dtype)
+        _pack_a(a, 0, m, 0, k, mr, ap)
+        _pack_b(b, 0, k, 0, n, nr, bp)
+        panels(ap, m, bp, n, k, c, 0, 0)
+        return c
+
+    @numba.njit
+    def packed(a, b, mc, kc, nc):
+        m, k = a.shape
+        n = b.shape[1]
+        c = np.zeros((m, n), a.dtype)
+        for j0 in range(0, n, nc):
+            ncb = min(nc, n - j0)
+            for p0 in range(0, k, kc):
+                kcb = min(kc, k - p0)
+                bp = np.empty(((ncb + nr - 1) // nr, kcb * nr), a.dtype)
+                _pack_b(b, p0, kcb, j0, ncb, nr, bp)
+                for i0 in range(0, m, mc):
+                    mcb = min(mc, m - i0)
+                    ap = np.empty(((mcb + mr - 1) // mr, kcb * mr), a.dtype)
+                    _pack_a(a, i0, mcb, p0, kcb, mr, ap)
+                    panels(ap, mcb, bp, ncb, kcb, c, i0, j0)
+        return c
+
+    @numba.njit(parallel=True)
+    def parallel(a, b, mc, kc, nc):
+        m, k = a.shape
+        n = b.shape[1]
+        c = np.zeros((m, n), a.dtype)
+        blocks = (m + mc - 1) // mc
+        for j0 in range(0, n, nc):
+            ncb = min(nc, n - j0)
+            for p0 in range(0, k, kc):
+                kcb = min(kc, k - p0)
+                bp = np.empty(((ncb + nr - 1) // nr, kcb * nr), a.dtype)
+                _pack_b(b, p0, kcb, j0, ncb, nr, bp)
+                for block in prange(blocks):  # disjoint rows of c: independent iterations
+                    i0 = block * mc
+                    mcb = min(mc, m - i0)
+                    ap = np.empty(((mcb + mr - 1) // mr, kcb * mr), a.dtype)
+                    _pack_a(a, i0, mcb, p0, kcb, mr, ap)
+                    panels(ap, mcb, bp, ncb, kcb, c, i0, j0)
+        return c
+
+    return {"micro": micro, "register_blocked": register_blocked, "packed": packed, "parallel": parallel}
+
+
+MR = 6
+"""Rows of the block of ``c`` the micro-kernel holds in registers."""
+
+NR = {np.dtype(np.float64): 8, np.dtype(np.float32): 16}
+"""Its columns, by dtype: two 256-bit vectors of either type, so ``MR * NR`` accumulators take 12 registers."""
+
+MC, KC, NC = 96, 256, 2040
+"""Default block sizes of steps 5 and 6: rows of ``a``, the shared dimension, columns of ``b``."""
+
+_TOP = {}
+
+
+def _top(dtype):
+    """Steps 4 to 6 for one dtype, compiled on first use (the micro-kernel is compiled eagerly)."""
+    dtype = np.dtype(dtype)
+    if dtype not in NR:
+        raise ValueError(f"the ladder's top steps support float32 and float64; got {dtype}")
+    if dtype not in _TOP:
+        _TOP[dtype] = _ladder_top(compile_microkernel(MR, NR[dtype], dtype), MR, NR[dtype])
+    return _TOP[dtype]
+
+
+def matmul_register_blocked(a, b):
+    """Step 4, register blocking: :func:`microkernel_source`'s kernel computes each ``MR x NR`` block
+    of ``c`` over all of ``k``.
+
+    Its inputs are packed once, whole (``a`` in panels of ``MR`` rows, ``b`` in
+    panels of ``NR`` columns). No cache blocking yet: for large ``k`` a panel
+    of ``b`` (``NR * k`` values) is read again for every panel of ``a`` from
+    wherever it fell to.
+    """
+    return _top(a.dtype)["register_blocked"](a, b)
+
+
+def matmul_packed(a, b, mc=MC, kc=KC, nc=NC):
+    """Step 5, cache blocking with packing: ``kc``-deep panels of ``a`` (``mc`` rows) and of ``b``
+    (``nc`` columns) are packed and multiplied by step 4's micro-kernel.
+
+    The ``kc x NR`` sliver of ``b`` one micro-kernel call streams is meant to
+    stay in L1, the ``mc x kc`` panel of ``a`` in L2 and the ``kc x nc``
+    panel of ``b`` in L3; each is reused many times while it sits there.
+    """
+    _check_blocks(mc, kc, nc)
+    return _top(a.dtype)["packed"](a, b, mc, kc, nc)
+
+
+def matmul_parallel(a, b, mc=MC, kc=KC, nc=NC):
+    """Step 6: step 5 with its ``mc``-row blocks spread over numba's threads (``prange``).
+
+    The blocks write disjoint rows of ``c``, so the iterations are
+    independent; each thread packs its own panel of ``a`` and all share the
+    packed panel of ``b``. It uses ``numba.get_num_threads()`` threads.
+    """
+    _check_blocks(mc, kc, nc)
+    return _top(a.dtype)["parallel"](a, b, mc, kc, nc)
+
+
+def _check_blocks(mc, kc, nc):
+    if min(mc, kc, nc) < 1:
+        raise ValueError(f"block sizes must be positive; got mc={mc}, kc={kc}, nc={nc}")
+
+
+LADDER = {"1 naive i-j-k": matmul_ijk, "2 interchange i-k-j": matmul_ikj, "3 cache tiled": matmul_tiled,
+          "4 register blocked": matmul_register_blocked, "5 packed": matmul_packed,
+          "6 parallel (prange)": matmul_parallel}
+"""The steps in the chapter's order, by the names its plots use."""
+
+
+def matmul(a, b):
+    """The book's fastest matrix multiply: ``a @ b`` for float32 or float64 matrices.
+
+    Parameters
+    ----------
+    a, b : ndarray, 2-D, the same dtype (float32 or float64)
+        Shapes ``(m, k)`` and ``(k, n)``; any layout (C, Fortran, strided
+        views) and any sizes, zero included.
+
+    Returns
+    -------
+    ndarray
+        A new C-ordered ``(m, n)`` array of the inputs' dtype, equal to
+        ``a @ b`` up to rounding (the sums run in another order). It runs
+        :func:`matmul_parallel` on numba's current thread count.
+
+    Raises
+    ------
+    ValueError
+        When an input is not 2-D, the shapes do not chain, the dtypes differ
+        or are not float32/float64.
+
+    Examples
+    --------
+    >>> a = np.arange(6.0).reshape(2, 3)
+    >>> matmul(a, np.ones((3, 2)))
+    array([[ 3.,  3.],
+           [12., 12.]])
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"matmul needs two 2-D arrays; got ndim {a.ndim} and {b.ndim}")
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"shapes {a.shape} and {b.shape} do not chain: a has {a.shape[1]} columns, "
+                         f"b has {b.shape[0]} rows")
+    if a.dtype != b.dtype:
+        raise ValueError(f"matmul needs inputs of one dtype; got {a.dtype} and {b.dtype}")
+    if a.dtype not in (np.float32, np.float64):
+        raise ValueError(f"matmul supports float32 and float64; got {a.dtype}")
+    # Packing copies any layout into unit-stride panels anyway; passing C-ordered
+    # arrays keeps numba to one compiled version per dtype.
+    return matmul_parallel(np.ascontiguousarray(a), np.ascontiguousarray(b))

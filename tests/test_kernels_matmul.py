@@ -1,0 +1,108 @@
+"""book.kernels.matmul: every step of the ladder against NumPy over edge shapes, dtypes and layouts."""
+
+import numba
+import numpy as np
+import pytest
+
+from book import asm
+from book.kernels import matmul as mm
+
+SHAPES = [(0, 3, 4), (3, 0, 4), (3, 4, 0), (1, 1, 1), (7, 13, 5), (13, 31, 29)]  # (m, k, n)
+
+
+def _inputs(m, k, n, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+
+
+def assert_matmul(c, a, b):
+    """``c`` equals ``a @ b`` within a k-epsilon bound scaled by ``|a| @ |b|``, with the same dtype, C order."""
+    assert c.dtype == a.dtype and c.flags.c_contiguous and c.shape == (a.shape[0], b.shape[1])
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    bound = 2 * max(a.shape[1], 1) * np.finfo(a.dtype).eps * (np.abs(a).astype(np.float64) @ np.abs(b))
+    assert np.all(np.abs(c - exact) <= bound + np.finfo(a.dtype).tiny), np.abs(c - exact).max()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", list(mm.LADDER))
+def test_every_step_matches_numpy(name, dtype):
+    kernel = mm.LADDER[name]
+    for m, k, n in SHAPES:
+        a, b = _inputs(m, k, n, dtype)
+        assert_matmul(kernel(a, b), a, b)
+
+
+@pytest.mark.parametrize("step", [mm.matmul_packed, mm.matmul_parallel])
+def test_blocks_that_do_not_divide_the_sizes(step):
+    a, b = _inputs(23, 17, 41, np.float64, seed=1)
+    for mc, kc, nc in [(1, 1, 1), (7, 5, 9), (5, 17, 40), (100, 100, 100)]:
+        assert_matmul(step(a, b, mc=mc, kc=kc, nc=nc), a, b)
+    with pytest.raises(ValueError, match="block sizes"):
+        step(a, b, mc=0)
+
+
+def test_tiled_with_tiles_that_do_not_divide():
+    a, b = _inputs(19, 23, 17, np.float64, seed=2)
+    for tiles in [(1, 1, 1), (4, 5, 6), (64, 64, 64)]:
+        assert_matmul(mm.matmul_tiled(a, b, *tiles), a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_matmul_layouts(dtype):
+    a, b = _inputs(37, 29, 45, dtype, seed=3)
+    big_a, big_b = _inputs(74, 58, 90, dtype, seed=4)
+    cases = [(a, b), (np.asfortranarray(a), np.asfortranarray(b)), (big_a[::2, ::2], big_b[1::2, ::2]),
+             (a.T.copy().T, b[:, ::-1])]
+    for x, y in cases:
+        assert_matmul(mm.matmul(x, y), x, y)
+    for m, k, n in SHAPES:
+        x, y = _inputs(m, k, n, dtype)
+        assert_matmul(mm.matmul(x, y), x, y)
+
+
+def test_matmul_uses_numba_threads():
+    a, b = _inputs(300, 40, 50, np.float64, seed=5)
+    previous = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = mm.matmul(a, b)
+    finally:
+        numba.set_num_threads(previous)
+    np.testing.assert_array_equal(one, mm.matmul(a, b))  # the same sums, whichever thread runs a block
+
+
+@pytest.mark.parametrize("a, b, match", [
+    (np.ones(3), np.ones((3, 2)), "2-D"),
+    (np.ones((2, 3)), np.ones((2, 3)), "do not chain"),
+    (np.ones((2, 3)), np.ones((3, 2), np.float32), "one dtype"),
+    (np.ones((2, 3), np.int64), np.ones((3, 2), np.int64), "float32 and float64"),
+    (np.ones((2, 3), np.complex128), np.ones((3, 2), np.complex128), "float32 and float64"),
+])
+def test_matmul_refuses_bad_input(a, b, match):
+    with pytest.raises(ValueError, match=match):
+        mm.matmul(a, b)
+
+
+def test_all_lists_the_steps():
+    for kernel in mm.LADDER.values():
+        assert kernel.__name__ in mm.__all__
+    assert "matmul" in mm.__all__
+
+
+def test_microkernel_source_is_register_blocked():
+    source = mm.microkernel_source(2, 3)
+    assert source.count("+= a * b") == 6 and "for p in range(kc):" in source
+    with pytest.raises(ValueError):
+        mm.microkernel_source(0, 4)
+
+
+def test_microkernel_is_vectorized():
+    """The SLP vectorizer packs each row of accumulators: the loop holds packed FMAs, no scalar ones."""
+    kernel = mm.compile_microkernel(2, 8, np.float64)
+    code = kernel.inspect_asm(kernel.signatures[0])
+    loop = asm.summary(asm.hottest_loop(code))
+    assert loop.scalar_float == 0 and sum(loop.packed_float.values()) > 0 and loop.fma > 0
+    ap, bp, out = np.arange(10.0), np.arange(40.0), np.empty(16)
+    kernel(ap, bp, 5, out)
+    np.testing.assert_allclose(out.reshape(2, 8), ap.reshape(5, 2).T @ bp.reshape(5, 8))
+    assert numba.config.SLP_VECTORIZE == 0  # restored after the compilation
