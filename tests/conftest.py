@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import numba
 import pytest
 import yaml
 
@@ -23,6 +24,11 @@ LAB_FILES = {"test_labs.py", "test_grading.py", "test_instructor_guide.py", "tes
 STAGE_SECONDS = defaultdict(float)
 STAGE_TESTS = defaultdict(int)
 SITE_BUILD = {"seconds": 0.0, "charged": True}
+# Tests of book/ run parallel numba kernels (prange) in this one process. GNU OpenMP, numba's
+# default layer where present, does not survive fork, so book.grading would stop isolating calls
+# for every test after the first parallel kernel; the work-queue layer keeps the tests independent
+# of their order. Pages and graded notebooks run in their own kernels and keep numba's default.
+numba.config.THREADING_LAYER = "workqueue"
 
 
 def toc_files():
