@@ -27,7 +27,9 @@ SITE_BUILD = {"seconds": 0.0, "charged": True}
 # Tests of book/ run parallel numba kernels (prange) in this one process. GNU OpenMP, numba's
 # default layer where present, does not survive fork, so book.grading would stop isolating calls
 # for every test after the first parallel kernel; the work-queue layer keeps the tests independent
-# of their order. Pages and graded notebooks run in their own kernels and keep numba's default.
+# of their order. Set in the environment because numba re-reads it (and resets the layer) whenever
+# the environment changes; the site build below gets numba's default back.
+os.environ["NUMBA_THREADING_LAYER"] = "workqueue"
 numba.config.THREADING_LAYER = "workqueue"
 
 
@@ -105,7 +107,7 @@ def site():
         pytest.fail(f"python -m book.labs student failed:\n{labs.stdout}{labs.stderr[-5000:]}")
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     command = [str(jupyter_book), "build", str(ROOT), *build_flags(), "--path-output", str(QUICK_BUILD)]
-    env = {**os.environ, "BOOK_QUICK": "1"}
+    env = {key: value for key, value in os.environ.items() if key != "NUMBA_THREADING_LAYER"} | {"BOOK_QUICK": "1"}
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     log = proc.stdout + proc.stderr
     QUICK_BUILD.mkdir(parents=True, exist_ok=True)
