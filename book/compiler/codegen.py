@@ -56,7 +56,7 @@ def _gemm_source(node, has_bias):
     return f"""def kernel(out, a, b, c, alpha, beta):
     # i-k-j order: the innermost loop walks a row of b and a row of out, both contiguous
     m, n = out.shape
-    for i in prange(m):
+    for i in range(m):
         row = np.zeros(n, dtype=out.dtype)
         for k in range(a.shape[1]):
             aik = a[i, k]
@@ -74,7 +74,7 @@ def _conv_source(node):
     n_, oc, oh_, ow_ = out.shape
     c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
     kh_, kw_ = w.shape[2], w.shape[3]
-    for p in prange(n_ * oc):
+    for p in range(n_ * oc):
         n, o = p // oc, p % oc
         for oh in range(oh_):
             for ow in range(ow_):
@@ -205,9 +205,10 @@ def kernel_source(graph, node):
 
 def _compiled(source):
     if source not in _KERNELS:
-        namespace = {"np": np, "math": math, "prange": numba.prange}
+        namespace = {"np": np, "math": math}
         exec(builtins.compile(source, "<book.compiler kernel>", "exec"), namespace)
-        _KERNELS[source] = numba.njit(parallel="prange(" in source, cache=False)(namespace["kernel"])
+        # Serial loops: parallelising them is chapter 6's subject.
+        _KERNELS[source] = numba.njit(cache=False)(namespace["kernel"])
     return _KERNELS[source]
 
 
