@@ -109,7 +109,7 @@ def test_unmodified_student_release_earns_zero_on_every_question(batch):
     student = batch["graded"]["student.ipynb"]
     assert student.status == "graded", show(student)
     autograded = [q.name for q in batch["master"].questions if not q.manual]  # written answers are graded by hand
-    assert list(student.questions) == autograded, show(student)
+    assert sorted(student.questions) == sorted(autograded), show(student)  # otter orders q10 before q2
     scored = {name: q["score"] for name, q in student.questions.items() if q["score"] > 0}
     assert not scored, f"the unanswered release scores points: {scored}\n{show(student)}"
 
@@ -430,7 +430,7 @@ def test_readme_example_is_a_working_lab(tmp_path):
     header = (ROOT / "labs" / "lab_00_warmup.md").read_text().split("---\n")[1]
     master = tmp_path / "lab_99_example.md"
     master.write_text(example.replace("---\n(jupytext header)\n---\n", f"---\n{header}---\n"))
-    release = labs.assign(master, run_tests=True, out=tmp_path / "assign", site=False)
+    release = labs.assign(master, run_tests=False, out=tmp_path / "assign", site=False)  # graded below
     plant = labs.planted(master)[0]
     submissions = tmp_path / "submissions"
     submissions.mkdir()
