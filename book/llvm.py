@@ -19,7 +19,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 
 __all__ = ["CANDIDATE_TRIPLES", "SWITCHES", "Jitted", "available_targets", "capture_numba_ir", "compile_to_asm",
-           "dot_module", "host_target_machine", "jit", "numba_cfunc_ir", "optimise"]
+           "definition", "dot_module", "host_target_machine", "jit", "optimise"]
 
 # The tuning options of llvmlite's PipelineTuningOptions that a page may switch, with LLVM's defaults at -O3.
 SWITCHES = ("loop_vectorization", "slp_vectorization", "loop_unrolling", "loop_interleaving", "inlining_threshold")
@@ -105,38 +105,24 @@ def capture_numba_ir():
         codegen.CPUCodeLibrary.add_ir_module = original
 
 
-def numba_cfunc_ir(pyfunc, signature, **options):
-    """Compile ``pyfunc`` as a numba ``cfunc`` and return its unoptimised IR and C entry point.
+def definition(ir_text, name_contains):
+    """The ``define ... { ... }`` block of the first function whose name contains ``name_contains``.
 
-    A ``cfunc`` has a plain C calling convention, so the IR can be optimised
-    by :func:`optimise` with any switches and called through :func:`jit`.
+    numba's modules hold the compiled function beside wrappers and helpers;
+    a page shows only the function it discusses.
 
-    Parameters
-    ----------
-    pyfunc : function
-        The Python function.
-    signature : numba signature or str
-        E.g. ``"float64(CPointer(float64), int64)"``.
-    **options
-        Passed to ``numba.cfunc`` (``fastmath=...``).
-
-    Returns
-    -------
-    ir_text : str
-        Every module numba generated, linked into one, unoptimised.
-    name : str
-        The symbol of the C-callable wrapper.
+    Raises
+    ------
+    KeyError
+        When no function defined in the text has such a name.
     """
-    import numba
-
-    with capture_numba_ir() as raw:
-        compiled = numba.cfunc(signature, **options)(pyfunc)
-    if not raw:
-        raise RuntimeError("numba compiled no new module (was this cfunc compiled before in this process?)")
-    module = llvm.parse_assembly(raw[0])
-    for text in raw[1:]:
-        module.link_in(llvm.parse_assembly(text))
-    return str(module), compiled.native_name
+    lines = str(ir_text).splitlines()
+    for start, line in enumerate(lines):
+        if line.startswith("define ") and name_contains in line.split("(", 1)[0]:
+            end = next(i for i in range(start, len(lines)) if lines[i] == "}")
+            return "\n".join(lines[start:end + 1])
+    defined = [line.split("(", 1)[0].split()[-1] for line in lines if line.startswith("define ")]
+    raise KeyError(f"no function defined here has {name_contains!r} in its name; defined: {defined}")
 
 
 def optimise(ir_text, speed_level=3, target_machine=None, **switches):
@@ -145,8 +131,7 @@ def optimise(ir_text, speed_level=3, target_machine=None, **switches):
     Parameters
     ----------
     ir_text : str
-        LLVM IR (from :func:`numba_cfunc_ir`, :func:`dot_module` or any front end
-        of this LLVM version).
+        LLVM IR (from :func:`dot_module`, numba, or any front end of this LLVM version).
     speed_level : int
         0-3, the ``-O`` level.
     target_machine : llvmlite.binding.TargetMachine, optional

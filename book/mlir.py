@@ -66,7 +66,7 @@ class _MulByTwo(RewritePattern):
             constant = value.owner
             if isinstance(constant, arith.ConstantOp) and isinstance(constant.value, FloatAttr) \
                     and constant.value.value.data == 2.0:
-                rewriter.replace_op(op, arith.AddfOp(other, other))
+                rewriter.replace(op, arith.AddfOp(other, other))
                 return
 
 

@@ -79,21 +79,28 @@ def test_jit_names_the_functions_a_module_defines():
         L.jit(L.dot_module(), "missing", ctypes.c_double, DOT_ARGS)
 
 
-def test_capture_and_cfunc_ir_give_unoptimised_callable_ir():
-    from numba import carray
+def test_capture_sees_numba_ir_before_optimisation():
+    import numba
 
-    def total(xp, n):
-        x = carray(xp, n)
-        s = 0.0
-        for i in range(n):
-            s += x[i]
-        return s
+    def running_total(x):
+        total = 0.0
+        for i in range(x.size):
+            total += x[i]
+        return total
 
-    text, name = L.numba_cfunc_ir(total, "float64(CPointer(float64), int64)", fastmath={"reassoc"})
-    assert "alloca" in text  # numba's raw IR keeps locals in stack slots; mem2reg/SROA removes them
-    optimised = L.optimise(text)
-    assert str(optimised).count("alloca") < text.count("alloca")
-    function = L.jit(optimised, name, ctypes.c_double, [ctypes.c_void_p, ctypes.c_int64])
-    for n in (0, 1, 9):
-        x = np.arange(n, dtype=np.float64)
-        assert function(x.ctypes.data, n) == pytest.approx(x.sum(), rel=1e-12)
+    with L.capture_numba_ir() as raw:
+        compiled = numba.njit("float64(float64[::1])")(running_total)
+    before = L.definition("\n".join(raw), "running_total")
+    after = L.definition(compiled.inspect_llvm(compiled.signatures[0]), "running_total")
+    assert "alloca" in before  # numba's raw IR keeps locals in stack slots; the optimiser removes them
+    assert "alloca" not in after
+    for n in (0, 1, 7):
+        assert compiled(np.arange(n, dtype=np.float64)) == np.arange(n).sum()
+
+
+def test_definition_picks_one_function_and_names_the_others_when_missing():
+    text = str(L.dot_module())
+    block = L.definition(text, "dot")
+    assert block.startswith("define double @\"dot\"") and block.endswith("}")
+    with pytest.raises(KeyError, match="dot"):
+        L.definition(text, "saxpy")
