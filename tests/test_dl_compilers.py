@@ -4,6 +4,8 @@ import pytest
 
 from book import data
 
+from conftest import ROOT
+
 LATENCY = data.path("ch05", "latency.json")
 
 
@@ -15,3 +17,18 @@ def test_reference_latency_holds_every_runner_at_every_batch():
     for n in result.sizes:
         for kernel in result.kernels:
             assert result.median(kernel, n) > 0
+
+
+def test_page_has_a_widget_that_reruns_the_latency_sweep_over_the_reference():
+    page = (ROOT / "chapters" / "dl_compilers.md").read_text()
+    widget = page[page.index("import ipywidgets"):]
+    widget = widget[:widget.index("```")]
+    assert "bench(" in widget and "runners(n)" in widget, "the widget must rerun the chapter's latency sweep"
+    assert "reference=reference_run" in widget, "and draw it over the book's reference curve"
+    assert "inert" in page[:page.index("import ipywidgets")], "the page says the widget needs a kernel"
+
+
+@pytest.mark.build
+def test_built_page_keeps_the_widget_state(site):
+    html = (site.html / "chapters" / "dl_compilers.html").read_text()
+    assert "application/vnd.jupyter.widget-state+json" in html
