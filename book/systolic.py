@@ -20,6 +20,11 @@ Neither model overlaps one tile's loading or draining with the next tile's
 compute (real designs double-buffer to hide part of it), so the cycle counts
 are simple to derive by hand; the chapter derives them and the tests hold the
 simulator to them.
+
+Chapter 8 adds a structured-sparse mode to the weight-stationary dataflow
+(``skip_zero_tiles=True``): a weight tile whose entries are all zero is
+never loaded or streamed, as block-sparse accelerators skip empty blocks
+from a per-block occupancy map, so its cycles vanish from the count.
 """
 
 from dataclasses import dataclass
@@ -40,7 +45,9 @@ class SystolicResult:
     cycles : int
         Cycles from the first weight load (or first operand) to the last result out.
     utilization : float
-        Useful MACs (``m·k·n``) divided by ``rows · cols · cycles``, in (0, 1].
+        MACs performed (``m·k·n``, less the skipped tiles' in the sparse
+        mode) divided by ``rows · cols · cycles``, in (0, 1]; 0 when every
+        tile was skipped.
     trace : ndarray of bool or None
         ``trace[t, r, j]`` is True when PE (r, j) did a MAC in cycle ``t``
         (shape ``(cycles, rows, cols)``); ``None`` unless asked for.
@@ -53,6 +60,7 @@ class SystolicResult:
     rows: int
     cols: int
     dataflow: str
+    skipped_tiles: int = 0  # weight tiles skipped as all-zero (chapter 8's structured-sparse mode)
 
 
 def _check(a, b, rows, cols, dataflow):
@@ -138,7 +146,26 @@ def _output_stationary_tile(a, b, trace):
     return acc, compute + mt
 
 
-def matmul(a, b, *, rows, cols, dataflow="weight", trace=False):
+def tile_occupancy(b, rows, cols):
+    """Which ``rows × cols`` weight tiles of ``b`` hold a nonzero (chapter 8).
+
+    Returns a bool array of shape ``(ceil(k/rows), ceil(n/cols))``: entry
+    ``[i, j]`` is False when ``b[i·rows:(i+1)·rows, j·cols:(j+1)·cols]`` is all
+    zero, the tiles the structured-sparse mode of :func:`matmul` skips.
+    """
+    b = np.asarray(b)
+    if b.ndim != 2:
+        raise ValueError(f"b must be a 2-D matrix, got shape {b.shape}")
+    for name, value in (("rows", rows), ("cols", cols)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    k, n = b.shape
+    padded = np.zeros((-(-k // rows) * rows, -(-n // cols) * cols), bool)
+    padded[:k, :n] = b != 0
+    return padded.reshape(padded.shape[0] // rows, rows, padded.shape[1] // cols, cols).any(axis=(1, 3))
+
+
+def matmul(a, b, *, rows, cols, dataflow="weight", trace=False, skip_zero_tiles=False):
     """Multiply ``a`` (m × k) by ``b`` (k × n) on a simulated ``rows × cols`` systolic array.
 
     Chapter 3 explains the two dataflows and derives the cycle counts;
@@ -157,6 +184,11 @@ def matmul(a, b, *, rows, cols, dataflow="weight", trace=False):
         Weight-stationary or output-stationary.
     trace : bool
         Also record which PEs do a MAC in each cycle (``.trace``).
+    skip_zero_tiles : bool
+        Chapter 8's structured-sparse mode (weight-stationary only): skip
+        every weight tile of ``b`` that is all zero (see
+        :func:`tile_occupancy`); ``.skipped_tiles`` counts them. A zero
+        inside a kept tile still costs its PE a MAC, as on the hardware.
 
     Returns
     -------
@@ -168,7 +200,8 @@ def matmul(a, b, *, rows, cols, dataflow="weight", trace=False):
     ------
     ValueError
         For a zero dimension, mismatched ``k``, non-positive ``rows`` or
-        ``cols``, or an unknown dataflow.
+        ``cols``, an unknown dataflow, or ``skip_zero_tiles`` with the
+        output-stationary dataflow (its tiles are tiles of ``c``, not of weights).
 
     Examples
     --------
@@ -177,12 +210,20 @@ def matmul(a, b, *, rows, cols, dataflow="weight", trace=False):
     ([[19, 22], [43, 50]], 6)
     """
     a, b, rows, cols = _check(a, b, rows, cols, dataflow)
+    if skip_zero_tiles and dataflow != "weight":
+        raise ValueError("skip_zero_tiles needs the weight-stationary dataflow: only its tiles are weight tiles")
     (m, k), n = a.shape, b.shape[1]
     c = np.zeros((m, n), a.dtype)
-    events, cycles = ([] if trace else None), 0
+    events, cycles, macs = ([] if trace else None), 0, m * k * n
+    occupied = tile_occupancy(b, rows, cols) if skip_zero_tiles else None
+    skipped = 0
     if dataflow == "weight":
         for k0 in range(0, k, rows):
             for n0 in range(0, n, cols):
+                if occupied is not None and not occupied[k0 // rows, n0 // cols]:
+                    skipped += 1
+                    macs -= m * min(rows, k - k0) * min(cols, n - n0)
+                    continue
                 tile_events = [] if trace else None
                 used = _weight_stationary_tile(a[:, k0:k0 + rows], b[k0:k0 + rows, n0:n0 + cols], c, n0,
                                                tile_events)
@@ -203,5 +244,6 @@ def matmul(a, b, *, rows, cols, dataflow="weight", trace=False):
         recorded = np.zeros((cycles, rows, cols), bool)
         for t, active in events:
             recorded[t, :active.shape[0], :active.shape[1]] = active
-    return SystolicResult(c=c, cycles=cycles, utilization=m * k * n / (rows * cols * cycles), trace=recorded,
-                          rows=rows, cols=cols, dataflow=dataflow)
+    utilization = macs / (rows * cols * cycles) if cycles else 0.0
+    return SystolicResult(c=c, cycles=cycles, utilization=utilization, trace=recorded, rows=rows, cols=cols,
+                          dataflow=dataflow, skipped_tiles=skipped)
