@@ -1,0 +1,305 @@
+"""Kernels that turn a compressed layer into less work (chapter 7, "Hardware-aware compression").
+
+A pruned or quantized matrix is only faster when a kernel exploits its format:
+
+- :func:`csr_spmv` / :func:`csr_spmm`: compressed sparse rows (CSR), ``A @ x`` and ``A @ B`` over
+  the stored nonzeros only; each value carries a 4-byte column index and every read of ``x`` is a
+  gather, so unstructured sparsity pays only when most weights are gone.
+- :func:`bsr_matmul`: block-sparse rows (BSR), one index per dense ``R x C`` block, whose inner
+  loops are dense again.
+- :func:`nm_matmul`: n:m sparsity (2:4), ``n`` values per group of ``m`` with a position inside
+  the group (2 bits for 2:4), no row pointers.
+- :func:`int8_matmul`: the exact int32 product of int8 matrices (int8 in, int32 accumulate).
+
+The ``to_*`` helpers build each format from a dense (pruned) matrix. Every kernel runs on one
+thread. Tests: ``tests/test_compress_kernels.py``.
+"""
+
+import numba
+import numpy as np
+
+__all__ = ["INT8_MAX_K", "bsr_matmul", "csr_spmm", "csr_spmv", "int8_matmul", "nm_matmul", "to_bsr", "to_csr",
+           "to_nm"]
+
+INT8_MAX_K = 131072
+"""The longest reduction :func:`int8_matmul` accepts: ``k * 128 * 128 = 2**31``, past which int32 can overflow."""
+
+
+def _vector(name, value, kinds):
+    value = np.asarray(value)
+    if value.ndim == 1 and value.size == 0:  # [] reads as float64; an empty index array is fine
+        value = value.astype(np.int64 if kinds == "iu" else np.float64)
+    if value.ndim != 1 or value.dtype.kind not in kinds:
+        raise ValueError(f"{name} must be a 1-D array of {'integers' if kinds == 'iu' else 'numbers'}, "
+                         f"got shape {value.shape} and dtype {value.dtype}")
+    return value
+
+
+def _check_csr(indptr, indices, data, ncols):
+    """The CSR arrays, validated: ``indptr`` starts at 0, never decreases and ends at ``len(indices)``;
+    every column index lies in ``[0, ncols)``. Returns C-contiguous int64 index arrays."""
+    indptr, indices = _vector("indptr", indptr, "iu"), _vector("indices", indices, "iu")
+    data = _vector("data", data, "fiu")
+    if len(indptr) == 0:
+        raise ValueError("indptr must have nrows + 1 entries, so at least one; got none")
+    if len(indices) != len(data):
+        raise ValueError(f"indices and data must have one entry per nonzero: got {len(indices)} and {len(data)}")
+    if indptr[0] != 0 or indptr[-1] != len(indices):
+        raise ValueError(f"indptr must run from 0 to the number of nonzeros ({len(indices)}); "
+                         f"got {indptr[0]} to {indptr[-1]}")
+    falls = np.flatnonzero(np.diff(indptr.astype(np.int64)) < 0)
+    if len(falls):
+        raise ValueError(f"indptr must never decrease; it falls after row {falls[0]}")
+    if len(indices) and (indices.min() < 0 or indices.max() >= ncols):
+        raise ValueError(f"column indices must lie in [0, {ncols}) to index x; got {indices.min()} to {indices.max()}")
+    return (np.ascontiguousarray(indptr, np.int64), np.ascontiguousarray(indices, np.int64),
+            np.ascontiguousarray(data))
+
+
+@numba.njit
+def _spmv(indptr, indices, data, x, out):
+    """``out = A @ x`` for CSR ``A``: one dot product per row over its stored values."""
+    for i in range(len(out)):
+        total = out.dtype.type(0)
+        for z in range(indptr[i], indptr[i + 1]):
+            total += data[z] * x[indices[z]]
+        out[i] = total
+    return out
+
+
+def csr_spmv(indptr, indices, data, x):
+    """``A @ x`` for a CSR matrix ``A`` given by its three arrays (chapter 7).
+
+    Parameters
+    ----------
+    indptr : 1-D integer array, ``nrows + 1`` entries
+        Row ``i``'s values are ``data[indptr[i]:indptr[i + 1]]``.
+    indices : 1-D integer array
+        The column of each value.
+    data : 1-D array of numbers
+        The stored values.
+    x : 1-D array
+        Its length must exceed every column index.
+
+    Returns
+    -------
+    ndarray of shape ``(nrows,)``, dtype ``result_type(data, x)`` (float64 for integers).
+
+    Raises
+    ------
+    ValueError
+        ``indptr`` empty, not starting at 0, decreasing or not ending at ``len(indices)``;
+        ``indices``/``data`` of different lengths; an index outside ``x``; arrays not 1-D.
+    """
+    x = _vector("x", x, "fiu")
+    indptr, indices, data = _check_csr(indptr, indices, data, len(x))
+    dtype = np.result_type(data.dtype, x.dtype, np.float32)
+    return _spmv(indptr, indices, data.astype(dtype, copy=False), np.ascontiguousarray(x, dtype),
+                 np.empty(len(indptr) - 1, dtype))
+
+
+@numba.njit
+def _spmm(indptr, indices, data, b, out):
+    """``out = A @ B``: each stored ``A[i, c]`` adds ``A[i, c] * B[c, :]`` to row ``i``,
+    a unit-stride loop over the columns of ``B`` that vectorizes."""
+    out[:] = 0
+    width = b.shape[1]
+    for i in range(out.shape[0]):
+        row = out[i]
+        for z in range(indptr[i], indptr[i + 1]):
+            v = data[z]
+            brow = b[indices[z]]
+            for j in range(width):
+                row[j] += v * brow[j]
+    return out
+
+
+def csr_spmm(indptr, indices, data, b):
+    """``A @ B`` for a CSR matrix ``A`` and a dense 2-D ``B`` (a batch of columns; chapter 7).
+
+    Validates ``A`` as :func:`csr_spmv` does, with ``B.shape[0]`` as its column count.
+    Returns a C-ordered ``(nrows, B.shape[1])`` array of dtype ``result_type(data, B)``.
+    """
+    b = np.asarray(b)
+    if b.ndim != 2 or b.dtype.kind not in "fiu":
+        raise ValueError(f"b must be a 2-D numeric array, got shape {b.shape} and dtype {b.dtype}")
+    indptr, indices, data = _check_csr(indptr, indices, data, b.shape[0])
+    dtype = np.result_type(data.dtype, b.dtype, np.float32)
+    return _spmm(indptr, indices, data.astype(dtype, copy=False), np.ascontiguousarray(b, dtype),
+                 np.empty((len(indptr) - 1, b.shape[1]), dtype))
+
+
+def to_csr(a):
+    """CSR arrays ``(indptr, indices, data)`` of the nonzeros of a dense 2-D array (int64 indices)."""
+    a = np.asarray(a)
+    if a.ndim != 2:
+        raise ValueError(f"to_csr needs a 2-D array, got shape {a.shape}")
+    rows, cols = np.nonzero(a)
+    indptr = np.zeros(a.shape[0] + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=a.shape[0]), out=indptr[1:])
+    return indptr, cols.astype(np.int64), np.ascontiguousarray(a[rows, cols])
+
+
+def to_bsr(a, block=(4, 8)):
+    """Block-sparse rows of a dense 2-D array: ``(indptr, indices, blocks, shape)``.
+
+    ``a`` is cut into ``R x C`` blocks (padded with zeros to whole blocks); the blocks with any
+    nonzero are stored, ``blocks[z]`` of block row ``i`` and block column ``indices[z]``.
+    ``shape`` is ``a``'s (unpadded) shape.
+    """
+    a = np.asarray(a)
+    r, c = _check_block(block)
+    if a.ndim != 2:
+        raise ValueError(f"to_bsr needs a 2-D array, got shape {a.shape}")
+    rows, cols = -(-a.shape[0] // r), -(-a.shape[1] // c)
+    padded = np.zeros((rows * r, cols * c), a.dtype)
+    padded[:a.shape[0], :a.shape[1]] = a
+    tiles = padded.reshape(rows, r, cols, c).transpose(0, 2, 1, 3)
+    brow, bcol = np.nonzero(np.any(tiles != 0, axis=(2, 3)))
+    indptr = np.zeros(rows + 1, np.int64)
+    np.cumsum(np.bincount(brow, minlength=rows), out=indptr[1:])
+    return indptr, bcol.astype(np.int64), np.ascontiguousarray(tiles[brow, bcol]), a.shape
+
+
+def _check_block(block):
+    if (not isinstance(block, tuple) or len(block) != 2
+            or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in block)):
+        raise ValueError(f"block must be a pair of positive ints (rows, columns), got {block!r}")
+    return int(block[0]), int(block[1])
+
+
+@numba.njit
+def _bsr(indptr, indices, blocks, b, out):
+    """``out = A @ B`` block by block: each stored ``R x C`` block is a small dense product."""
+    out[:] = 0
+    r, c = blocks.shape[1], blocks.shape[2]
+    width = b.shape[1]
+    for bi in range(len(indptr) - 1):
+        for z in range(indptr[bi], indptr[bi + 1]):
+            col0 = indices[z] * c
+            for u in range(r):
+                row = out[bi * r + u]
+                for v in range(c):
+                    value = blocks[z, u, v]
+                    brow = b[col0 + v]
+                    for j in range(width):
+                        row[j] += value * brow[j]
+    return out
+
+
+def bsr_matmul(indptr, indices, blocks, shape, b):
+    """``A @ B`` for a block-sparse ``A`` as :func:`to_bsr` returns it and a dense 2-D ``B``.
+
+    Returns a C-ordered ``(shape[0], B.shape[1])`` array of dtype ``result_type(blocks, B)``.
+    """
+    b = np.asarray(b)
+    blocks = np.asarray(blocks)
+    if blocks.ndim != 3 or blocks.dtype.kind not in "fiu":
+        raise ValueError(f"blocks must be a numeric array (nnz blocks, R, C), got shape {blocks.shape}")
+    if b.ndim != 2 or b.shape[0] != shape[1]:
+        raise ValueError(f"b must be 2-D with {shape[1]} rows (A's columns), got shape {b.shape}")
+    r, c = blocks.shape[1:]
+    rows = -(-shape[0] // r)
+    if len(np.asarray(indptr)) != rows + 1:
+        raise ValueError(f"indptr must have one entry per block row plus one ({rows + 1}), got {len(indptr)}")
+    indptr, indices, _ = _check_csr(indptr, indices, np.zeros(len(blocks)), -(-shape[1] // c))
+    dtype = np.result_type(blocks.dtype, b.dtype, np.float32)
+    padded = np.zeros((-(-shape[1] // c) * c, b.shape[1]), dtype)
+    padded[:shape[1]] = b
+    out = _bsr(indptr, indices, np.ascontiguousarray(blocks, dtype), padded, np.empty((rows * r, b.shape[1]), dtype))
+    return np.ascontiguousarray(out[:shape[0]])
+
+
+def to_nm(a, n=2, m=4):
+    """n:m compressed form of a 2-D array pruned n:m along its last axis: ``(values, positions)``.
+
+    ``values[i, g * n + t]`` is the ``t``-th kept value of group ``g`` of row ``i`` and
+    ``positions`` (uint8) its place in the group, ``0 .. m - 1``; a group with fewer than ``n``
+    nonzeros stores zeros. Raises ValueError if a group holds more than ``n`` nonzeros.
+    """
+    a = np.asarray(a)
+    if a.ndim != 2 or a.shape[1] % m:
+        raise ValueError(f"to_nm needs a 2-D array whose rows are a multiple of m={m} long, got shape {a.shape}")
+    groups = a.reshape(a.shape[0], a.shape[1] // m, m)
+    if np.any(np.count_nonzero(groups, axis=2) > n):
+        raise ValueError(f"a group of {m} holds more than n={n} nonzeros: prune the array {n}:{m} first")
+    # The n kept places of each group, nonzeros first, in order (a stable sort on "is zero").
+    positions = np.argsort(groups == 0, axis=2, kind="stable")[:, :, :n]
+    positions = np.sort(positions, axis=2)
+    values = np.take_along_axis(groups, positions, axis=2)
+    half = (a.shape[0], a.shape[1] // m * n)
+    return values.reshape(half), positions.reshape(half).astype(np.uint8)
+
+
+@numba.njit
+def _nm(values, positions, n, m, b, out):
+    """``out = A @ B`` for n:m ``A``: the column of each value is its group's start plus its position."""
+    out[:] = 0
+    width = b.shape[1]
+    for i in range(out.shape[0]):
+        row = out[i]
+        for z in range(values.shape[1]):
+            v = values[i, z]
+            brow = b[(z // n) * m + positions[i, z]]
+            for j in range(width):
+                row[j] += v * brow[j]
+    return out
+
+
+def nm_matmul(values, positions, b, n=2, m=4):
+    """``A @ B`` for an n:m sparse ``A`` in :func:`to_nm`'s form and a dense 2-D ``B`` (chapter 7).
+
+    ``A`` has ``values.shape[0]`` rows and ``values.shape[1] * m / n`` columns, which must equal
+    ``B.shape[0]``; positions must lie in ``[0, m)``.
+    """
+    values, positions, b = np.asarray(values), np.asarray(positions), np.asarray(b)
+    if values.ndim != 2 or values.shape != positions.shape or values.shape[1] % n:
+        raise ValueError(f"values and positions must be 2-D of one shape with rows a multiple of n={n} long; "
+                         f"got {values.shape} and {positions.shape}")
+    k = values.shape[1] // n * m
+    if b.ndim != 2 or b.shape[0] != k:
+        raise ValueError(f"b must be 2-D with {k} rows (A's columns), got shape {b.shape}")
+    if positions.size and (positions.min() < 0 or positions.max() >= m):
+        raise ValueError(f"positions must lie in [0, {m})")
+    dtype = np.result_type(values.dtype, b.dtype, np.float32)
+    return _nm(np.ascontiguousarray(values, dtype), np.ascontiguousarray(positions, np.int64), n, m,
+               np.ascontiguousarray(b, dtype), np.empty((values.shape[0], b.shape[1]), dtype))
+
+
+@numba.njit
+def _int8_dot(a, bt, out):
+    """``out[i, j] = sum_p a[i, p] * bt[j, p]``: both operands read along rows; the ``int32``
+    casts keep numba from widening the products to int64, so LLVM can use 16-bit multiply-adds."""
+    k = a.shape[1]
+    for i in range(a.shape[0]):
+        for j in range(bt.shape[0]):
+            total = np.int32(0)
+            for p in range(k):
+                total += np.int32(a[i, p]) * np.int32(bt[j, p])
+            out[i, j] = total
+    return out
+
+
+def int8_matmul(a, b):
+    """The exact int32 product ``a @ b`` of two 2-D int8 matrices (chapter 7).
+
+    NumPy's ``a @ b`` on int8 wraps around in int8; this accumulates in int32, exact for
+    ``k <= INT8_MAX_K``.
+
+    Raises
+    ------
+    ValueError
+        An input that is not a 2-D int8 array, shapes that do not chain, ``k > INT8_MAX_K``.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    for name, value in (("a", a), ("b", b)):
+        if value.dtype != np.int8 or value.ndim != 2:
+            raise ValueError(f"int8_matmul needs 2-D int8 arrays; {name} has dtype {value.dtype}, "
+                             f"shape {value.shape}")
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"shapes {a.shape} and {b.shape} do not chain: a has {a.shape[1]} columns, "
+                         f"b has {b.shape[0]} rows")
+    if a.shape[1] > INT8_MAX_K:
+        raise ValueError(f"k = {a.shape[1]} exceeds {INT8_MAX_K}: the int32 sums could overflow")
+    return _int8_dot(np.ascontiguousarray(a), np.ascontiguousarray(b.T),
+                     np.empty((a.shape[0], b.shape[1]), np.int32))
