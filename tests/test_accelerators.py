@@ -69,3 +69,19 @@ def test_reference_gpu_run_when_recorded():
     frame = run.to_frame().set_index("kernel")
     # Shared-memory tiling reuses each loaded element TILE times: it must beat the naive kernel.
     assert frame.median_s["tiled matmul (shared memory)"] < frame.median_s["naive matmul"]
+
+
+def test_arm_section_links_to_chapter_4_back_ends():
+    page = (ROOT / "chapters" / "accelerators.md").read_text()
+    arm = page[page.index("## ARM"):]
+    arm = arm[:arm.index("\n## ", 1)]
+    assert "{ref}`compilers-m-plus-n`" in arm
+    assert "(compilers-m-plus-n)=\n## M + N" in (ROOT / "chapters" / "compilers.md").read_text()
+
+
+def test_every_chip_row_is_cited_on_the_page():
+    page = (ROOT / "chapters" / "accelerators.md").read_text()
+    table = page[page.index("## Why accelerators"):page.index("### Energy")]
+    for key in ("nvidia_h100_datasheet", "jouppi2023tpuv4", "graphcore_ipu", "apple_m1_newsroom",
+                "xilinx_u280_ds963"):
+        assert key in table, f"the roofline table's section cites {key}"
