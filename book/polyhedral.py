@@ -336,9 +336,13 @@ def compile_nest(nest, schedule, name="kernel", parallel=()):
     return numba.njit(parallel=bool(parallel))(namespace[name]), source
 
 
-def points(nest, **sizes):
-    """The iteration domain's points at fixed sizes, e.g. ``points(recurrence(), N=5, M=5)``."""
-    fixed = _fix(nest.domain, sizes)
+def points(nest, schedule=None, **sizes):
+    """The iteration domain's points at fixed sizes, e.g. ``points(recurrence(), N=5, M=5)``.
+
+    With ``schedule``, their time stamps instead (the domain mapped through the schedule).
+    """
+    domain = nest.domain if schedule is None else nest.domain.apply(schedule)
+    fixed = _fix(domain, sizes)
     return [p for s in _sets(fixed) for p in _lattice_points(s)]
 
 

@@ -32,6 +32,7 @@ def test_dependence_pairs_at_fixed_sizes_follow_the_original_order(rec):
     assert all(source < sink for source, sink in pairs)
     assert set(P.points(nest, N=3, M=4)) == {(i, j) for i in (1, 2) for j in (1, 2, 3)}
     assert P.points(nest, N=1, M=9) == []
+    assert P.points(nest, P.wavefront(), N=3, M=4) == sorted((i + j, i) for i in (1, 2) for j in (1, 2, 3))
     with pytest.raises(ValueError, match="every size"):
         P.points(nest, N=3)
 
