@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from book import systolic, trends
+from book import data, systolic, trends
 
 ARRAYS = [(1, 1), (3, 5), (4, 4), (8, 2)]
 
@@ -190,3 +190,50 @@ def test_pareto_mask():
     assert trends.pareto_mask(np.zeros((0, 3)), [True] * 3).tolist() == []
     with pytest.raises(ValueError, match="objective"):
         trends.pareto_mask(points, [True])
+
+
+def reference(name):
+    path = data.path("ch08", name)
+    if not path.exists():
+        pytest.skip(f"data/ch08/{name} is written by make data")
+    return data.load(path)
+
+
+def test_reference_search_holds_real_accuracies_and_a_usable_latency_table():
+    nas = reference("nas.json")
+    frame = nas.to_frame()
+    assert len(frame) >= 5 and frame.accuracy.between(0.5, 1).all()
+    assert frame.accuracy.max() > 0.9  # the digits are easy for an MLP of a few dozen units
+    # The layer table ranks candidates as their measured forward passes do (it leaves out softmax and scaling).
+    assert frame.predicted_s.corr(frame.median_s, method="spearman") > 0.5
+    assert (frame.predicted_s < 1.5 * frame.median_s).mean() > 0.5
+    front = trends.pareto_mask(frame[["accuracy", "median_s"]], minimize=[False, True])
+    assert front[frame.median_s.idxmin()] and front[frame.accuracy.idxmax()]
+
+
+def test_reference_joint_search_covers_every_policy_and_counts_bytes():
+    joint = reference("joint.json")
+    records = joint.records
+    assert len(records) == 12 ** 3  # 3 sparsities × 2 precisions × 2 sharing choices, per layer of 3
+    uniform = {tuple(map(tuple, r["policy"]))[0]: r for r in records if r["uniform"]}
+    fp32, int8 = uniform[(0.0, 32, None)], uniform[(0.0, 8, None)]
+    assert 3.5 < fp32["bytes"] / int8["bytes"] < 4.1  # int8 values plus one scale per output channel
+    assert fp32["accuracy"] > 0.9 and abs(int8["accuracy"] - fp32["accuracy"]) < 0.02
+    mask = trends.pareto_mask([[r["accuracy"], r["latency_s"], r["bytes"]] for r in records], [False, True, True])
+    assert 1 <= mask.sum() < len(records)
+
+
+def test_reference_formats_show_csr_beating_dense_only_when_sparse():
+    formats = reference("formats.json")
+    pivot = formats.to_frame().pivot(index="density", columns="kernel", values="median_s")
+    sparsest, densest = pivot.index.min(), pivot.index.max()
+    assert pivot.loc[sparsest, "CSR"] < pivot.loc[sparsest, "dense BLAS"]
+    assert pivot.loc[densest, "CSR"] > pivot.loc[densest, "dense BLAS"]
+    assert (pivot["COO"] > 0.8 * pivot["CSR"]).all()  # two indices per value never make COO much faster
+
+
+def test_reference_block_sweep_measures_every_block_side_at_one_density():
+    blocks = reference("blocks.json")
+    frame = blocks.to_frame()
+    assert frame.density.nunique() == 1 and sorted(frame.block.unique())[0] == 1
+    assert {"SciPy CSR", "book CSR (ch. 7)", "dense BLAS"} <= set(frame.kernel)
