@@ -185,3 +185,27 @@ def test_error_falls_with_bits():
 def test_quantize_bad_input_says_what_is_wrong(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def _reference_blocks(w, sparsity, r, c):
+    """Block pruning written out: norms of every block (partial at the edges), a plain sort."""
+    rows, cols = -(-w.shape[0] // r), -(-w.shape[1] // c)
+    norms = [(np.linalg.norm(w[i * r:(i + 1) * r, j * c:(j + 1) * c]), i * cols + j)
+             for i in range(rows) for j in range(cols)]
+    out = w.copy()
+    for _, z in sorted(norms)[:round(sparsity * len(norms))]:
+        i, j = divmod(z, cols)
+        out[i * r:(i + 1) * r, j * c:(j + 1) * c] = 0
+    return out
+
+
+@pytest.mark.parametrize("shape, block", [((8, 16), (4, 8)), ((10, 13), (4, 8)), ((5, 5), (1, 1)), ((0, 4), (2, 2))])
+@pytest.mark.parametrize("sparsity", [0.0, 0.3, 0.75, 1.0])
+def test_block_pruning_removes_whole_blocks(shape, block, sparsity):
+    w = np.random.default_rng(7).standard_normal(shape)
+    np.testing.assert_array_equal(prune(w, sparsity, kind="block", block=block),
+                                  _reference_blocks(w, sparsity, *block))
+    with pytest.raises(ValueError, match="pair of positive ints"):
+        prune(w, sparsity, kind="block", block=(0, 4))
+    with pytest.raises(ValueError, match="2-D"):
+        prune(np.ones(4), sparsity, kind="block")

@@ -35,11 +35,16 @@ def _vector(name, value, kinds):
     return value
 
 
-def _check_csr(indptr, indices, data, ncols):
-    """The CSR arrays, validated: ``indptr`` starts at 0, never decreases and ends at ``len(indices)``;
-    every column index lies in ``[0, ncols)``. Returns C-contiguous int64 index arrays."""
-    indptr, indices = _vector("indptr", indptr, "iu"), _vector("indices", indices, "iu")
-    data = _vector("data", data, "fiu")
+def _index(name, value):
+    """An index array as the kernels read it: int32 or int64 (scipy's and :func:`to_csr`'s int32 are
+    used in place, so a call copies nothing), anything else converted to int64."""
+    value = _vector(name, value, "iu")
+    return np.ascontiguousarray(value, value.dtype if value.dtype in (np.int32, np.int64) else np.int64)
+
+
+def _check_csr_shape(indptr, indices, data):
+    """The checks that cost nothing: lengths, and that ``indptr`` runs from 0 to the nonzero count."""
+    indptr, indices, data = _index("indptr", indptr), _index("indices", indices), _vector("data", data, "fiu")
     if len(indptr) == 0:
         raise ValueError("indptr must have nrows + 1 entries, so at least one; got none")
     if len(indices) != len(data):
@@ -47,24 +52,42 @@ def _check_csr(indptr, indices, data, ncols):
     if indptr[0] != 0 or indptr[-1] != len(indices):
         raise ValueError(f"indptr must run from 0 to the number of nonzeros ({len(indices)}); "
                          f"got {indptr[0]} to {indptr[-1]}")
+    return indptr, indices, np.ascontiguousarray(data)
+
+
+def _check_csr(indptr, indices, data, ncols):
+    """The CSR arrays, validated: ``indptr`` starts at 0, never decreases and ends at ``len(indices)``;
+    every column index lies in ``[0, ncols)``."""
+    indptr, indices, data = _check_csr_shape(indptr, indices, data)
     falls = np.flatnonzero(np.diff(indptr.astype(np.int64)) < 0)
     if len(falls):
         raise ValueError(f"indptr must never decrease; it falls after row {falls[0]}")
     if len(indices) and (indices.min() < 0 or indices.max() >= ncols):
         raise ValueError(f"column indices must lie in [0, {ncols}) to index x; got {indices.min()} to {indices.max()}")
-    return (np.ascontiguousarray(indptr, np.int64), np.ascontiguousarray(indices, np.int64),
-            np.ascontiguousarray(data))
+    return indptr, indices, data
 
 
 @numba.njit
 def _spmv(indptr, indices, data, x, out):
-    """``out = A @ x`` for CSR ``A``: one dot product per row over its stored values."""
+    """``out = A @ x`` for CSR ``A``: one dot product per row over its stored values.
+
+    It validates as it goes, at the cost of a compare per value (a branch that is always
+    predicted): a row whose ``indptr`` falls or whose column lies outside ``x`` stops it and its
+    number is returned (-1: all good). A separate pass would read the indices twice more.
+    """
+    ncols = len(x)
     for i in range(len(out)):
+        start, stop = indptr[i], indptr[i + 1]
+        if stop < start:
+            return i
         total = out.dtype.type(0)
-        for z in range(indptr[i], indptr[i + 1]):
-            total += data[z] * x[indices[z]]
+        for z in range(start, stop):
+            col = indices[z]
+            if col < 0 or col >= ncols:
+                return i
+            total += data[z] * x[col]
         out[i] = total
-    return out
+    return -1
 
 
 def csr_spmv(indptr, indices, data, x):
@@ -92,10 +115,12 @@ def csr_spmv(indptr, indices, data, x):
         ``indices``/``data`` of different lengths; an index outside ``x``; arrays not 1-D.
     """
     x = _vector("x", x, "fiu")
-    indptr, indices, data = _check_csr(indptr, indices, data, len(x))
+    indptr, indices, data = _check_csr_shape(indptr, indices, data)
     dtype = np.result_type(data.dtype, x.dtype, np.float32)
-    return _spmv(indptr, indices, data.astype(dtype, copy=False), np.ascontiguousarray(x, dtype),
-                 np.empty(len(indptr) - 1, dtype))
+    out = np.empty(len(indptr) - 1, dtype)
+    if _spmv(indptr, indices, data.astype(dtype, copy=False), np.ascontiguousarray(x, dtype), out) >= 0:
+        _check_csr(indptr, indices, data, len(x))  # raises, saying what is wrong
+    return out
 
 
 @numba.njit
@@ -130,14 +155,17 @@ def csr_spmm(indptr, indices, data, b):
 
 
 def to_csr(a):
-    """CSR arrays ``(indptr, indices, data)`` of the nonzeros of a dense 2-D array (int64 indices)."""
+    """CSR arrays ``(indptr, indices, data)`` of the nonzeros of a dense 2-D array, as scipy stores them
+    (int32 indices: 4 bytes per stored value)."""
     a = np.asarray(a)
     if a.ndim != 2:
         raise ValueError(f"to_csr needs a 2-D array, got shape {a.shape}")
     rows, cols = np.nonzero(a)
-    indptr = np.zeros(a.shape[0] + 1, np.int64)
+    if len(rows) >= 2 ** 31:
+        raise ValueError(f"{len(rows)} nonzeros do not fit int32 indices")
+    indptr = np.zeros(a.shape[0] + 1, np.int32)
     np.cumsum(np.bincount(rows, minlength=a.shape[0]), out=indptr[1:])
-    return indptr, cols.astype(np.int64), np.ascontiguousarray(a[rows, cols])
+    return indptr, cols.astype(np.int32), np.ascontiguousarray(a[rows, cols])
 
 
 def to_bsr(a, block=(4, 8)):
@@ -156,9 +184,9 @@ def to_bsr(a, block=(4, 8)):
     padded[:a.shape[0], :a.shape[1]] = a
     tiles = padded.reshape(rows, r, cols, c).transpose(0, 2, 1, 3)
     brow, bcol = np.nonzero(np.any(tiles != 0, axis=(2, 3)))
-    indptr = np.zeros(rows + 1, np.int64)
+    indptr = np.zeros(rows + 1, np.int32)
     np.cumsum(np.bincount(brow, minlength=rows), out=indptr[1:])
-    return indptr, bcol.astype(np.int64), np.ascontiguousarray(tiles[brow, bcol]), a.shape
+    return indptr, bcol.astype(np.int32), np.ascontiguousarray(tiles[brow, bcol]), a.shape
 
 
 def _check_block(block):
@@ -262,7 +290,7 @@ def nm_matmul(values, positions, b, n=2, m=4):
     if positions.size and (positions.min() < 0 or positions.max() >= m):
         raise ValueError(f"positions must lie in [0, {m})")
     dtype = np.result_type(values.dtype, b.dtype, np.float32)
-    return _nm(np.ascontiguousarray(values, dtype), np.ascontiguousarray(positions, np.int64), n, m,
+    return _nm(np.ascontiguousarray(values, dtype), np.ascontiguousarray(positions, np.uint8), n, m,
                np.ascontiguousarray(b, dtype), np.empty((values.shape[0], b.shape[1]), dtype))
 
 

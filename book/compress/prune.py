@@ -10,6 +10,8 @@ Three rules, each returning a pruned copy whose mask is ``result != 0``:
 - ``"n:m"``: the ``n`` largest of every ``m`` consecutive weights along the last axis, the pattern
   sparse tensor cores execute for 2:4. The kept values compress to ``n/m`` of the row plus a small
   index per value.
+- ``"block"``: whole ``R x C`` blocks (``block=(R, C)``) of a 2-D ``w`` with the smallest L2 norms,
+  the format a block-sparse (BSR) kernel runs with dense inner loops; edge blocks may be partial.
 
 Ties are broken by position, so the result is deterministic: among equal magnitudes (or norms) the
 one that comes first in C order is pruned first (a stable sort).
@@ -21,7 +23,7 @@ import numpy as np
 
 __all__ = ["KINDS", "prune"]
 
-KINDS = ("magnitude", "structured", "n:m")
+KINDS = ("magnitude", "structured", "n:m", "block")
 
 
 def _check_sparsity(sparsity):
@@ -38,7 +40,7 @@ def _check_int(name, value, low):
     return int(value)
 
 
-def prune(w, sparsity, *, kind="magnitude", n=2, m=4, axis=0):
+def prune(w, sparsity, *, kind="magnitude", n=2, m=4, axis=0, block=(4, 8)):
     """A pruned copy of the weights ``w`` (chapter 7).
 
     Parameters
@@ -49,12 +51,15 @@ def prune(w, sparsity, *, kind="magnitude", n=2, m=4, axis=0):
         The fraction to remove: ``round(sparsity * w.size)`` weights for ``"magnitude"``,
         ``round(sparsity * w.shape[axis])`` slices for ``"structured"`` (Python's ``round``,
         half to even). For ``"n:m"`` it must be ``None`` or ``1 - n/m``.
-    kind : {"magnitude", "structured", "n:m"}
+    kind : {"magnitude", "structured", "n:m", "block"}
     n, m : int
         ``"n:m"`` keeps ``n`` of every ``m`` consecutive weights along the last axis, whose length
         must be a multiple of ``m``.
     axis : int
         ``"structured"`` removes slices ``w[..., i, ...]`` along this axis (rows for 0).
+    block : (int, int)
+        ``"block"`` removes ``round(sparsity * number of blocks)`` blocks of this many rows and
+        columns of a 2-D ``w``, counted with the partial blocks at its edges.
 
     Returns
     -------
@@ -91,6 +96,8 @@ def prune(w, sparsity, *, kind="magnitude", n=2, m=4, axis=0):
         return out
     if w.ndim == 0:
         raise ValueError(f"{kind!r} pruning needs an array with at least one axis, got a scalar")
+    if kind == "block":
+        return _prune_blocks(out, magnitude, _check_sparsity(sparsity), block)
     if kind == "structured":
         if isinstance(axis, bool) or not isinstance(axis, numbers.Integral) or not -w.ndim <= axis < w.ndim:
             raise ValueError(f"axis {axis!r} is out of range for weights of {w.ndim} dimensions")
@@ -111,4 +118,22 @@ def prune(w, sparsity, *, kind="magnitude", n=2, m=4, axis=0):
     groups = magnitude.reshape(-1, m)  # C order: m consecutive weights of one row per group
     drop = np.argsort(groups, axis=1, kind="stable")[:, :m - n]
     np.put_along_axis(out.reshape(-1, m), drop, 0, axis=1)
+    return out
+
+
+def _prune_blocks(out, magnitude, sparsity, block):
+    """Zero the ``round(sparsity * blocks)`` ``R x C`` blocks of smallest L2 norm (ties: first in C order)."""
+    if (not isinstance(block, tuple) or len(block) != 2
+            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in block)):
+        raise ValueError(f"block must be a pair of positive ints (rows, columns), got {block!r}")
+    if out.ndim != 2:
+        raise ValueError(f"block pruning needs a 2-D array, got shape {out.shape}")
+    r, c = block
+    rows, cols = -(-out.shape[0] // r), -(-out.shape[1] // c)
+    padded = np.zeros((rows * r, cols * c))
+    padded[:out.shape[0], :out.shape[1]] = magnitude ** 2
+    norms = np.sqrt(padded.reshape(rows, r, cols, c).sum(axis=(1, 3))).reshape(-1)
+    for z in np.argsort(norms, kind="stable")[:round(sparsity * norms.size)]:
+        i, j = divmod(int(z), cols)
+        out[i * r:(i + 1) * r, j * c:(j + 1) * c] = 0
     return out
