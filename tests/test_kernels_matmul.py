@@ -106,3 +106,44 @@ def test_microkernel_is_vectorized():
     kernel(ap, bp, 5, out)
     np.testing.assert_allclose(out.reshape(2, 8), ap.reshape(5, 2).T @ bp.reshape(5, 8))
     assert numba.config.SLP_VECTORIZE == 0  # restored after the compilation
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("c, h, w, f, kh, kw", [(1, 1, 1, 1, 1, 1), (3, 7, 9, 4, 3, 2), (2, 5, 5, 3, 5, 5),
+                                                (0, 4, 4, 2, 3, 3), (2, 6, 4, 0, 1, 3)])
+def test_im2col_convolution_equals_the_direct_loops(dtype, c, h, w, f, kh, kw):
+    rng = np.random.default_rng(c * 100 + h)
+    x = rng.standard_normal((c, h, 2 * w)).astype(dtype)[:, :, ::2]  # non-contiguous input
+    filters = rng.standard_normal((f, c, kh, kw)).astype(dtype)
+    direct = mm.conv2d_direct(x, filters)
+    lowered = mm.conv2d_im2col(x, filters)
+    assert lowered.shape == direct.shape == (f, h - kh + 1, w - kw + 1) and lowered.dtype == dtype
+    tolerance = 10 * max(c * kh * kw, 1) * np.finfo(dtype).eps
+    np.testing.assert_allclose(lowered, direct, rtol=tolerance, atol=tolerance * max(c * kh * kw, 1))
+    # The direct loops against an independent NumPy sum over the windows.
+    windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))
+    np.testing.assert_allclose(direct, np.einsum("chwij,fcij->fhw", windows, filters), rtol=tolerance,
+                               atol=tolerance * max(c * kh * kw, 1))
+
+
+def test_im2col_layout_and_size():
+    x = np.arange(2 * 3 * 4.0).reshape(2, 3, 4)
+    cols = mm.im2col(x, 2, 3)
+    assert cols.shape == (2 * 2 * 3, 2 * 2) and cols.flags.c_contiguous
+    np.testing.assert_array_equal(cols[:, 1 * 2 + 1], x[:, 1:3, 1:4].ravel())  # output pixel (1, 1)
+    with pytest.raises(ValueError, match="does not fit"):
+        mm.im2col(x, 4, 1)
+
+
+@pytest.mark.parametrize("x, w, match", [
+    (np.ones((3, 3)), np.ones((1, 1, 1, 1)), "ndim"),
+    (np.ones((2, 4, 4)), np.ones((1, 3, 2, 2)), "channels"),
+    (np.ones((1, 4, 4)), np.ones((1, 1, 5, 2)), "does not fit"),
+    (np.ones((1, 4, 4)), np.ones((1, 1, 2, 2), np.float32), "one dtype"),
+])
+def test_convolution_refuses_bad_input(x, w, match):
+    with pytest.raises(ValueError, match=match):
+        mm.conv2d_direct(x, w)
+    if match != "one dtype":
+        with pytest.raises(ValueError, match=match):
+            mm.conv2d_im2col(x, w)

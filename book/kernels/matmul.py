@@ -14,6 +14,9 @@ step against NumPy's BLAS in the same run; Lab 6 and later chapters use
    block by block, each block sized for a cache level.
 6. :func:`matmul_parallel`: step 5 with its blocks of rows spread over threads (``prange``).
 
+:func:`conv2d_im2col` lowers a 2-D convolution to one call of :func:`matmul` through
+:func:`im2col`; :func:`conv2d_direct` is the loop nest it is checked against.
+
 Tests: ``tests/test_kernels_matmul.py``.
 """
 
@@ -21,8 +24,9 @@ import numba
 import numpy as np
 from numba import prange
 
-__all__ = ["KC", "MC", "MR", "NC", "NR", "LADDER", "matmul", "matmul_ijk", "matmul_ikj", "matmul_packed",
-           "matmul_parallel", "matmul_register_blocked", "matmul_tiled", "compile_microkernel", "microkernel_source"]
+__all__ = ["KC", "MC", "MR", "NC", "NR", "LADDER", "compile_microkernel", "conv2d_direct", "conv2d_im2col", "im2col",
+           "matmul", "matmul_ijk", "matmul_ikj", "matmul_packed", "matmul_parallel", "matmul_register_blocked",
+           "matmul_tiled", "microkernel_source"]
 
 @numba.njit
 def matmul_ijk(a, b):
@@ -350,3 +354,78 @@ def matmul(a, b):
     # Packing copies any layout into unit-stride panels anyway; passing C-ordered
     # arrays keeps numba to one compiled version per dtype.
     return matmul_parallel(np.ascontiguousarray(a), np.ascontiguousarray(b))
+
+
+# --- Convolution as a matrix multiply (im2col) ---------------------------------------------------
+
+def _check_conv(x, w):
+    x, w = np.asarray(x), np.asarray(w)
+    if x.ndim != 3 or w.ndim != 4:
+        raise ValueError(f"conv2d needs x of shape (C, H, W) and w of shape (F, C, KH, KW); got ndim {x.ndim} "
+                         f"and {w.ndim}")
+    if w.shape[1] != x.shape[0]:
+        raise ValueError(f"x has {x.shape[0]} channels but w expects {w.shape[1]}")
+    if w.shape[2] > x.shape[1] or w.shape[3] > x.shape[2] or min(w.shape[2:]) < 1:
+        raise ValueError(f"a {w.shape[2]}x{w.shape[3]} kernel does not fit a {x.shape[1]}x{x.shape[2]} image")
+    return x, w
+
+
+def im2col(x, kh, kw):
+    """The columns of a valid, stride-1 convolution: one column per output pixel.
+
+    Parameters
+    ----------
+    x : ndarray, shape (C, H, W)
+    kh, kw : int
+        Kernel height and width.
+
+    Returns
+    -------
+    ndarray, shape (C * kh * kw, OH * OW), C-ordered, a copy
+        With ``OH = H - kh + 1`` and ``OW = W - kw + 1``, column ``oh * OW + ow`` holds the
+        ``C x kh x kw`` window whose top-left corner is ``x[:, oh, ow]``, in the order of ``w``'s
+        last three axes. Every input value is copied into up to ``kh * kw`` columns: this buffer is
+        the memory the lowering costs (chapter 6, "Convolution as matrix multiply").
+    """
+    c, h, w = x.shape
+    if not 1 <= kh <= h or not 1 <= kw <= w:
+        raise ValueError(f"a {kh}x{kw} kernel does not fit a {h}x{w} image")
+    windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))  # (C, OH, OW, kh, kw), a view
+    return np.ascontiguousarray(windows.transpose(0, 3, 4, 1, 2)).reshape(c * kh * kw, (h - kh + 1) * (w - kw + 1))
+
+
+def conv2d_im2col(x, w):
+    """Valid, stride-1 2-D convolution (cross-correlation, as deep-learning layers compute it) of
+    ``x`` (C, H, W) with filters ``w`` (F, C, KH, KW), lowered to one GEMM: the ``F x (C KH KW)``
+    filter matrix times :func:`im2col`'s ``(C KH KW) x (OH OW)`` columns, with :func:`matmul`.
+
+    Returns an ``(F, OH, OW)`` array of the inputs' dtype (float32 or float64, as :func:`matmul`).
+    """
+    x, w = _check_conv(x, w)
+    f, c, kh, kw = w.shape
+    out = matmul(np.ascontiguousarray(w).reshape(f, c * kh * kw), im2col(x, kh, kw))
+    return out.reshape(f, x.shape[1] - kh + 1, x.shape[2] - kw + 1)
+
+
+@numba.njit(fastmath={"contract"})
+def _conv2d_loops(x, w, out):
+    for f in range(w.shape[0]):
+        for oh in range(out.shape[1]):
+            for ow in range(out.shape[2]):
+                total = out[f, oh, ow]
+                for c in range(w.shape[1]):
+                    for i in range(w.shape[2]):
+                        for j in range(w.shape[3]):
+                            total += w[f, c, i, j] * x[c, oh + i, ow + j]
+                out[f, oh, ow] = total
+
+
+def conv2d_direct(x, w):
+    """The same convolution as :func:`conv2d_im2col` as six nested loops (the reference it is tested
+    against): no extra memory, but an inner loop over a small kernel window."""
+    x, w = _check_conv(x, w)
+    if x.dtype != w.dtype:
+        raise ValueError(f"conv2d needs inputs of one dtype; got {x.dtype} and {w.dtype}")
+    out = np.zeros((w.shape[0], x.shape[1] - w.shape[2] + 1, x.shape[2] - w.shape[3] + 1), x.dtype)
+    _conv2d_loops(x, w, out)
+    return out
