@@ -128,3 +128,23 @@ def test_quick_build_shows_the_optimiser_at_work(site):
     values = {name: next(iter(out["data"].values())).strip("'") for name, out in json.loads(path.read_text()).items()}
     assert float(values["o0_over_o3"]) > 2, values["o0_over_o3"]
     assert int(values["raw_allocas"]) > 0 and int(values["optimised_allocas"]) == 0
+
+
+def test_m_times_n_count_is_a_slider_that_works_offline():
+    """A plotly slider (restyled in the browser, no kernel): one step per N, each the page's own arithmetic."""
+    page = (ROOT / PAGE).read_text()
+    section = page[page.index("## M + N"):page.index("## Write LLVM IR yourself")]
+    assert "sliders=" in section and '"method": "update"' in section
+    assert "def compiler_counts(n):\n    return [languages * n, languages + n]" in section
+    assert "ipywidgets" not in section, "a kernel-only control would be inert on the static site"
+
+
+@pytest.mark.build
+def test_quick_build_counts_compilers_from_the_targets_it_found(site):
+    path = QUICK_BUILD / "_build" / "jupyter_execute" / "chapters" / "compilers.glue.json"
+    assert site.returncode == 0, "the site did not build; see test_build"
+    values = {name: next(iter(out["data"].values())).strip("'") for name, out in json.loads(path.read_text()).items()}
+    targets = int(values["target_count"])
+    numbers = [int(word) for word in values["mn_example"].split() if word.isdigit()]
+    m = numbers[0]
+    assert numbers == [m, targets, m * targets, m + targets]
