@@ -148,3 +148,14 @@ def test_quick_build_counts_compilers_from_the_targets_it_found(site):
     numbers = [int(word) for word in values["mn_example"].split() if word.isdigit()]
     m = numbers[0]
     assert numbers == [m, targets, m * targets, m + targets]
+
+
+def test_ablation_ir_diff_claim_holds():
+    """The page says the full pipeline's dot has vector types and the no-vectoriser variant none."""
+    machine = L.host_target_machine()
+    dot = str(L.dot_module(fastmath=("reassoc",)))
+    full = L.definition(str(L.optimise(dot, target_machine=machine)), "dot")
+    scalar = L.definition(str(L.optimise(dot, target_machine=machine, loop_vectorization=False,
+                                         slp_vectorization=False)), "dot")
+    assert "x double>" in full
+    assert "x double>" not in scalar and "fadd reassoc double" in scalar
