@@ -32,3 +32,23 @@ def test_page_has_a_widget_that_reruns_the_latency_sweep_over_the_reference():
 def test_built_page_keeps_the_widget_state(site):
     html = (site.html / "chapters" / "dl_compilers.html").read_text()
     assert "application/vnd.jupyter.widget-state+json" in html
+
+
+MEMORY = data.path("ch05", "memory.json")
+
+
+@pytest.mark.skipif(not MEMORY.exists(), reason="data/ch05/memory.json is written by make data")
+def test_reference_memory_plans_respect_the_lower_bound():
+    result = data.load(MEMORY)
+    assert not result.meta.get("quick")
+    plans = {}
+    for r in result.records:
+        if r["record"] == "plan":
+            plans.setdefault(r["graph"], {})[r["strategy"]] = r["peak_bytes"]
+    assert {"mlp unfused", "mlp fused", "cnn unfused", "cnn fused"} <= set(plans)
+    for graph, peaks in plans.items():
+        bound = peaks["lower bound"]
+        assert 0 < bound <= min(peaks["naive"], peaks["sliding-window"], peaks["greedy-by-size"]), graph
+        assert peaks["sliding-window"] <= peaks["naive"], graph
+    traced = [r for r in result.records if r["record"] == "tracemalloc"]
+    assert traced and all(r["peak_bytes"] > 0 and r["predicted_bytes"] > 0 for r in traced)
