@@ -132,9 +132,27 @@ def test_int8_matmul_is_exact(m, k, n):
     a = rng.integers(-128, 128, (m, k), dtype=np.int8)
     b = rng.integers(-128, 128, (k, n), dtype=np.int8)
     c = int8_matmul(a, b)
-    assert c.dtype == np.int32 and c.shape == (m, n)
+    assert c.dtype == np.int32 and c.shape == (m, n) and c.flags.c_contiguous
     np.testing.assert_array_equal(c, _int64_product(a, b))
+    np.testing.assert_array_equal(kernels.int8_matmul_naive(a, b), _int64_product(a, b))
     np.testing.assert_array_equal(int8_matmul(np.asfortranarray(a), b[:, ::-1]), _int64_product(a, b[:, ::-1]))
+
+
+def test_int8_blocks_and_edges_of_every_size():
+    """Blocks smaller than the matrix in every dimension, with partial blocks and panels at each edge."""
+    rng = np.random.default_rng(7)
+    a = rng.integers(-128, 128, (kernels.MR * 3 + 1, 37), dtype=np.int8)
+    b = rng.integers(-128, 128, (37, kernels.NR * 2 + 5), dtype=np.int8)
+    for mc, kc, nc in [(kernels.MR, 2, kernels.NR), (2 * kernels.MR, 7, 3 * kernels.NR), (100, 1000, 1000)]:
+        np.testing.assert_array_equal(kernels._int8_blocked(a, b, mc, kc, nc), _int64_product(a, b))
+
+
+def test_int8_kernel_instructions_are_read_from_its_code():
+    found = kernels.int8_kernel_instructions()
+    assert found and all(isinstance(name, str) and count > 0 for name, count in found.items())
+    import platform
+    if platform.machine() in ("x86_64", "AMD64"):  # the pair multiply-add, or VNNI's fused form of it
+        assert {"vpmaddwd", "vpdpwssd"} & set(found), found
 
 
 def test_int8_matmul_extremes_and_long_reductions():

@@ -9,17 +9,28 @@ A pruned or quantized matrix is only faster when a kernel exploits its format:
   loops are dense again.
 - :func:`nm_matmul`: n:m sparsity (2:4), ``n`` values per group of ``m`` with a position inside
   the group (2 bits for 2:4), no row pointers.
-- :func:`int8_matmul`: the exact int32 product of int8 matrices (int8 in, int32 accumulate).
+- :func:`int8_matmul`: the exact int32 product of int8 matrices (int8 in, int32 accumulate), packed
+  and register-blocked like chapter 6's matmul, its micro-kernel written in LLVM IR so that it
+  multiplies pairs of 16-bit values into 32-bit sums (``vpmaddwd`` on x86);
+  :func:`int8_matmul_naive` is the unblocked first step.
 
 The ``to_*`` helpers build each format from a dense (pruned) matrix. Every kernel runs on one
 thread. Tests: ``tests/test_compress_kernels.py``.
 """
 
+from collections import Counter
+
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
-__all__ = ["INT8_MAX_K", "bsr_matmul", "csr_spmm", "csr_spmv", "int8_matmul", "nm_matmul", "to_bsr", "to_csr",
-           "to_nm"]
+from book import asm
+
+__all__ = ["INT8_MAX_K", "KC", "MC", "MR", "NC", "NR", "bsr_matmul", "csr_spmm", "csr_spmv", "int8_kernel_instructions",
+           "int8_matmul", "int8_matmul_naive", "nm_matmul", "to_bsr", "to_csr", "to_nm"]
 
 INT8_MAX_K = 131072
 """The longest reduction :func:`int8_matmul` accepts: ``k * 128 * 128 = 2**31``, past which int32 can overflow."""
@@ -309,8 +320,11 @@ def nm_matmul(values, positions, b, n=2, m=4):
 
 @numba.njit
 def _int8_dot(a, bt, out):
-    """``out[i, j] = sum_p a[i, p] * bt[j, p]``: both operands read along rows; the ``int32``
-    casts keep numba from widening the products to int64, so LLVM can use 16-bit multiply-adds."""
+    """The first int8 kernel: ``out[i, j] = sum_p a[i, p] * bt[j, p]``, both operands read along rows.
+
+    The ``int32`` casts keep numba from widening the products to int64, so LLVM vectorizes the
+    reduction with 16-bit multiply-adds; but every dot product reloads its two rows from memory.
+    """
     k = a.shape[1]
     for i in range(a.shape[0]):
         for j in range(bt.shape[0]):
@@ -321,17 +335,7 @@ def _int8_dot(a, bt, out):
     return out
 
 
-def int8_matmul(a, b):
-    """The exact int32 product ``a @ b`` of two 2-D int8 matrices (chapter 7).
-
-    NumPy's ``a @ b`` on int8 wraps around in int8; this accumulates in int32, exact for
-    ``k <= INT8_MAX_K``.
-
-    Raises
-    ------
-    ValueError
-        An input that is not a 2-D int8 array, shapes that do not chain, ``k > INT8_MAX_K``.
-    """
+def _check_int8(a, b):
     a, b = np.asarray(a), np.asarray(b)
     for name, value in (("a", a), ("b", b)):
         if value.dtype != np.int8 or value.ndim != 2:
@@ -342,5 +346,193 @@ def int8_matmul(a, b):
                          f"b has {b.shape[0]} rows")
     if a.shape[1] > INT8_MAX_K:
         raise ValueError(f"k = {a.shape[1]} exceeds {INT8_MAX_K}: the int32 sums could overflow")
-    return _int8_dot(np.ascontiguousarray(a), np.ascontiguousarray(b.T),
-                     np.empty((a.shape[0], b.shape[1]), np.int32))
+    return a, b
+
+
+def int8_matmul_naive(a, b):
+    """:func:`int8_matmul` by :func:`_int8_dot`'s dot products: the unblocked first step."""
+    a, b = _check_int8(a, b)
+    return _int8_dot(a, np.ascontiguousarray(b.T), np.empty((a.shape[0], b.shape[1]), np.int32))
+
+
+# The blocked kernel. Its micro-kernel keeps an MR x NR block of int32 sums in registers (12 vectors
+# of 8) while it walks k two values at a time: a pair of a's row, broadcast, times pairs of NR
+# columns of b, the products summed pairwise into 32 bits. That is x86's vpmaddwd (AVX2), written
+# here in portable LLVM IR (sign-extend, multiply, add even and odd lanes), which LLVM's x86 back
+# end selects as one instruction; int8 values widened to int16 make it exact (a pair of products
+# is at most 2 * 128 * 128 = 2**15 in size). Panels are packed as book.kernels.matmul packs them.
+MR, NR = 6, 16
+"""Rows and columns of the block of sums the int8 micro-kernel holds in registers."""
+
+MC, KC, NC = 48, 512, 1024
+"""Block sizes of :func:`int8_matmul`: rows of ``a``, the shared dimension, columns of ``b``."""
+
+_VEC = NR // 8
+
+
+def _micro_sums(context, builder, ap, bp, kp, ap_type, bp_type):
+    """LLVM IR of the micro-kernel's loop over ``kp`` pairs; returns its MR * NR / 8 sum vectors."""
+    i16, i32, i64 = ir.IntType(16), ir.IntType(32), ir.IntType(64)
+    v16, v8, wide = ir.VectorType(i16, 16), ir.VectorType(i32, 8), ir.VectorType(i32, 16)
+    pa = builder.bitcast(context.make_array(ap_type)(context, builder, ap).data, i32.as_pointer())
+    pb = builder.bitcast(context.make_array(bp_type)(context, builder, bp).data, v16.as_pointer())
+    zero = ir.Constant(v8, None)
+    even, odd = (ir.Constant(v8, [2 * j + t for j in range(8)]) for t in (0, 1))
+
+    def pair_products(x, y):  # 16 products of 16-bit values, summed pairwise: <8 x i32>
+        prod = builder.mul(builder.sext(x, wide), builder.sext(y, wide))
+        return builder.add(builder.shuffle_vector(prod, prod, even), builder.shuffle_vector(prod, prod, odd))
+
+    entry = builder.block
+    loop, done = builder.append_basic_block("micro.loop"), builder.append_basic_block("micro.done")
+    builder.cbranch(builder.icmp_signed(">", kp, ir.Constant(i64, 0)), loop, done)
+    builder.position_at_end(loop)
+    p = builder.phi(i64)
+    p.add_incoming(ir.Constant(i64, 0), entry)
+    sums = [builder.phi(v8) for _ in range(MR * _VEC)]
+    for acc in sums:
+        acc.add_incoming(zero, entry)
+    b_pairs = [builder.load(builder.gep(pb, [builder.add(builder.mul(p, ir.Constant(i64, _VEC)),
+                                                         ir.Constant(i64, v))]), align=2) for v in range(_VEC)]
+    updated = []
+    for i in range(MR):
+        pair = builder.load(builder.gep(pa, [builder.add(builder.mul(p, ir.Constant(i64, MR)), ir.Constant(i64, i))]),
+                            align=2)
+        spread = builder.insert_element(ir.Constant(v8, ir.Undefined), pair, ir.Constant(i32, 0))
+        spread = builder.bitcast(builder.shuffle_vector(spread, spread, ir.Constant(v8, [0] * 8)), v16)
+        updated += [builder.add(sums[i * _VEC + v], pair_products(spread, b_pairs[v])) for v in range(_VEC)]
+    following = builder.add(p, ir.Constant(i64, 1))
+    p.add_incoming(following, loop)
+    for acc, value in zip(sums, updated):
+        acc.add_incoming(value, loop)
+    builder.cbranch(builder.icmp_signed("<", following, kp), loop, done)
+    builder.position_at_end(done)
+    finals = [builder.phi(v8) for _ in updated]
+    for final, value in zip(finals, updated):
+        final.add_incoming(zero, entry)
+        final.add_incoming(value, loop)
+    return finals
+
+
+@intrinsic
+def _micro_add(typingctx, ap, bp, kp, c, i0, j0):
+    """``c[i0:i0+MR, j0:j0+NR] += `` the micro-kernel's block (a whole block inside C-ordered ``c``)."""
+    def codegen(context, builder, sig, args):
+        sums = _micro_sums(context, builder, args[0], args[1], args[2], sig.args[0], sig.args[1])
+        i64, v8 = ir.IntType(64), ir.VectorType(ir.IntType(32), 8)
+        carr = context.make_array(sig.args[3])(context, builder, args[3])
+        base = builder.bitcast(carr.data, ir.IntType(8).as_pointer())
+        row_bytes = cgutils.unpack_tuple(builder, carr.strides)[0]
+        for i in range(MR):
+            row = builder.mul(builder.add(args[4], ir.Constant(i64, i)), row_bytes)
+            for v in range(_VEC):
+                col = builder.mul(builder.add(args[5], ir.Constant(i64, 8 * v)), ir.Constant(i64, 4))
+                ptr = builder.bitcast(builder.gep(base, [builder.add(row, col)]), v8.as_pointer())
+                builder.store(builder.add(builder.load(ptr, align=4), sums[i * _VEC + v]), ptr, align=4)
+    return types.void(ap, bp, kp, c, i0, j0), codegen
+
+
+@intrinsic
+def _micro_store(typingctx, ap, bp, kp, out):
+    """``out[:] = `` the micro-kernel's block, row by row (for blocks that overhang ``c``)."""
+    def codegen(context, builder, sig, args):
+        sums = _micro_sums(context, builder, args[0], args[1], args[2], sig.args[0], sig.args[1])
+        v8 = ir.VectorType(ir.IntType(32), 8)
+        po = builder.bitcast(context.make_array(sig.args[3])(context, builder, args[3]).data, v8.as_pointer())
+        for j, value in enumerate(sums):
+            builder.store(value, builder.gep(po, [ir.Constant(ir.IntType(64), j)]), align=4)
+    return types.void(ap, bp, kp, out), codegen
+
+
+@numba.njit
+def _pack_a16(a, i0, mc, p0, kc, ap):
+    """``ap[r, (p * MR + i) * 2 + t] = a[i0 + r * MR + i, p0 + 2 * p + t]`` as int16, zeros past the block."""
+    for r in range(ap.shape[0]):
+        for p in range((kc + 1) // 2):
+            for i in range(MR):
+                row = i0 + r * MR + i
+                for t in range(2):
+                    col = p0 + 2 * p + t
+                    ap[r, (p * MR + i) * 2 + t] = a[row, col] if row < i0 + mc and col < p0 + kc else 0
+
+
+@numba.njit
+def _pack_b16(b, p0, kc, j0, nc, bp):
+    """``bp[r, (p * NR + j) * 2 + t] = b[p0 + 2 * p + t, j0 + r * NR + j]`` as int16, zeros past the block."""
+    for r in range(bp.shape[0]):
+        for p in range((kc + 1) // 2):
+            for t in range(2):
+                row = p0 + 2 * p + t
+                for j in range(NR):
+                    col = j0 + r * NR + j
+                    bp[r, (p * NR + j) * 2 + t] = b[row, col] if row < p0 + kc and col < j0 + nc else 0
+
+
+@numba.njit
+def _int8_blocked(a, b, mc, kc, nc):
+    m, k = a.shape
+    n = b.shape[1]
+    c = np.zeros((m, n), np.int32)
+    edge = np.empty(MR * NR, np.int32)
+    for j0 in range(0, n, nc):
+        ncb = min(nc, n - j0)
+        for p0 in range(0, k, kc):
+            kcb = min(kc, k - p0)
+            pairs = (kcb + 1) // 2
+            bp = np.empty(((ncb + NR - 1) // NR, pairs * NR * 2), np.int16)
+            _pack_b16(b, p0, kcb, j0, ncb, bp)
+            for i0 in range(0, m, mc):
+                mcb = min(mc, m - i0)
+                ap = np.empty(((mcb + MR - 1) // MR, pairs * MR * 2), np.int16)
+                _pack_a16(a, i0, mcb, p0, kcb, ap)
+                for jr in range(bp.shape[0]):
+                    j = j0 + jr * NR
+                    for ir_ in range(ap.shape[0]):
+                        i = i0 + ir_ * MR
+                        if i + MR <= m and j + NR <= n:
+                            _micro_add(ap[ir_], bp[jr], pairs, c, i, j)
+                        else:
+                            _micro_store(ap[ir_], bp[jr], pairs, edge)
+                            for u in range(min(MR, m - i)):
+                                for v in range(min(NR, n - j)):
+                                    c[i + u, j + v] += edge[u * NR + v]
+    return c
+
+
+def int8_matmul(a, b):
+    """The exact int32 product ``a @ b`` of two 2-D int8 matrices (chapter 7).
+
+    NumPy's ``a @ b`` on int8 wraps around in int8; this accumulates in int32, exact for
+    ``k <= INT8_MAX_K``. It packs ``a`` and ``b`` into int16 panels, block by block
+    (``MC x KC`` and ``KC x NC``), and runs a register-blocked micro-kernel of 16-bit
+    pair multiply-adds on them (:func:`int8_kernel_instructions` says which instructions);
+    one thread.
+
+    Raises
+    ------
+    ValueError
+        An input that is not a 2-D int8 array, shapes that do not chain, ``k > INT8_MAX_K``.
+
+    Examples
+    --------
+    >>> a = np.full((2, 3), -128, np.int8)
+    >>> int8_matmul(a, np.full((3, 2), 127, np.int8))
+    array([[-48768, -48768],
+           [-48768, -48768]], dtype=int32)
+    """
+    a, b = _check_int8(a, b)
+    return _int8_blocked(np.ascontiguousarray(a), np.ascontiguousarray(b), MC, KC, NC)
+
+
+def int8_kernel_instructions():
+    """The integer SIMD instructions in the hottest loop of the compiled :func:`int8_matmul`.
+
+    Read from the assembly numba emitted (:mod:`book.asm`), so a page can say what the kernel runs
+    on this machine: ``{"vpmaddwd": 12, "vpaddd": 12, ...}`` on AVX2, possibly other instructions
+    (such as ``vpdpwssd``) where LLVM fuses the multiply-add. Compiles the kernel if needed.
+    """
+    if not _int8_blocked.signatures:
+        int8_matmul(np.zeros((1, 1), np.int8), np.zeros((1, 1), np.int8))
+    text = _int8_blocked.inspect_asm(_int8_blocked.signatures[0])
+    loop = asm.hottest_loop(text)
+    return dict(Counter(ins.mnemonic for ins in asm.instructions(loop) if ins.domain == "int"))

@@ -154,7 +154,6 @@ class _Layer:
             extra += 4 * len(self.kept)  # which neurons are kept
         if self.dense:
             self.kernel = "BLAS sgemm" if choice.bits == 32 else "int8_matmul"
-            self.wt = np.ascontiguousarray(w.T)
             self.w = np.ascontiguousarray(w)
             stored = w.size * value_bytes
         elif choice.structure == "unstructured":
@@ -200,7 +199,7 @@ class _Layer:
             return self._sparse(np.ascontiguousarray(h.T), np.float32).T + self.b
         qh = _quantize_with(h, self.x_scale, self.x_zero)
         if self.dense:
-            acc = kernels._int8_dot(qh, self.wt, np.empty((len(h), self.wt.shape[0]), np.int32))
+            acc = kernels.int8_matmul(qh, self.w)
         else:
             acc = self._sparse(np.ascontiguousarray(qh.T), np.int32).T
         w_scale = self.w_scale[self.kept] if self.structured else self.w_scale
