@@ -7,6 +7,8 @@ import pytest
 
 from book import data, systolic, trends
 
+from conftest import ROOT
+
 ARRAYS = [(1, 1), (3, 5), (4, 4), (8, 2)]
 
 
@@ -237,3 +239,12 @@ def test_reference_block_sweep_measures_every_block_side_at_one_density():
     frame = blocks.to_frame()
     assert frame.density.nunique() == 1 and sorted(frame.block.unique())[0] == 1
     assert {"SciPy CSR", "book CSR (ch. 7)", "dense BLAS"} <= set(frame.kernel)
+
+
+def test_page_has_a_widget_that_reruns_the_format_sweep_over_the_reference():
+    page = (ROOT / "chapters" / "trends.md").read_text()
+    widget = page[page.index("import ipywidgets"):]
+    widget = widget[:widget.index("```")]
+    assert "format_sweep(" in widget, "the widget must rerun the chapter's main sweep"
+    assert "format_figure(mine.to_frame(), reference)" in widget, "and draw it over the book's reference curve"
+    assert "does nothing there" in page[:page.index("import ipywidgets")], "the page says the widget needs a kernel"
