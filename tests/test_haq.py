@@ -117,3 +117,21 @@ def test_cpu_latency_measures_both_kernels_on_every_layer(batch):
 def test_cpu_latency_refuses_a_wrong_int8_kernel():
     with pytest.raises(ValueError, match="disagrees"):
         haq.cpu_latency([Layer("a", 8, 4)], 2, lambda a, b: (a @ b))  # int8 arithmetic wraps around
+
+
+def test_layers_of_and_quantized_logits_of_a_model():
+    from book import models
+
+    x_train, x_test, _, _ = models.digits()
+    model = models.mlp(hidden=(16, 8), seed=1)
+    layers = haq.layers_of(model)
+    assert [(layer.name, layer.k, layer.n) for layer in layers] == [("W1", 64, 16), ("W2", 16, 8), ("W3", 8, 10)]
+    x, calib = x_test[:7], x_train[:50]
+    full = haq.quantized_logits(model, (32, 32, 32), x, calib)
+    probs = np.exp(full - full.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(probs / probs.sum(axis=1, keepdims=True), models.predict(model, x), rtol=1e-5)
+    fine = haq.quantized_logits(model, (16, 16, 16), x, calib)
+    coarse = haq.quantized_logits(model, (2, 2, 2), x, calib)
+    assert np.abs(fine - full).max() < 1e-3 * np.abs(full).max() < np.abs(coarse - full).max()
+    with pytest.raises(ValueError, match="one bit width per layer"):
+        haq.quantized_logits(model, (8, 8), x, calib)

@@ -25,10 +25,11 @@ from itertools import product
 
 import numpy as np
 
+from book.compress.quantize import dequantize, qrange, quantize
 from book.timing import bench
 
-__all__ = ["BITS", "FLOAT_BITS", "BitSerial", "Layer", "cpu_kernel", "cpu_latency", "greedy_search",
-           "pareto_front", "policies", "policy_cost", "size_bytes"]
+__all__ = ["BITS", "FLOAT_BITS", "BitSerial", "Layer", "cpu_kernel", "cpu_latency", "greedy_search", "layers_of",
+           "pareto_front", "policies", "policy_cost", "quantized_logits", "size_bytes"]
 
 FLOAT_BITS = 32
 BITS = (2, 3, 4, 5, 6, 8, 16, FLOAT_BITS)
@@ -46,6 +47,38 @@ class Layer:
     def __post_init__(self):
         if self.k < 1 or self.n < 1:
             raise ValueError(f"layer {self.name!r} needs positive k and n, got {self.k} and {self.n}")
+
+
+def layers_of(model):
+    """The :class:`Layer` of every weight matrix of a ``book.models`` MLP, in order."""
+    count = sum(name.startswith("W") for name in model.params)
+    return [Layer(f"W{i}", *model.params[f"W{i}"].shape) for i in range(1, count + 1)]
+
+
+def quantized_logits(model, policy, x, x_calib):
+    """Logits of a ``book.models`` MLP with layer i's weights and inputs rounded to ``policy[i]`` bits.
+
+    Weights: symmetric, one scale per output channel. Inputs: asymmetric, scale and zero point
+    calibrated (min/max) on the float model's inputs of that layer for ``x_calib``; values outside
+    the calibrated range are clipped. 32 keeps a layer in float32. Rounding both operands and
+    computing in float gives what an integer layer computes (int32 sums, then rescaling), up to
+    float rounding.
+    """
+    layers = layers_of(model)
+    _check_policy(policy, layers)
+    h, h_calib = ((np.asarray(v, np.float32) - model.buffers["mean"]) / model.buffers["std"] for v in (x, x_calib))
+    for i, bits in enumerate(policy, start=1):
+        w, b = model.params[f"W{i}"], model.params[f"b{i}"]
+        if bits != FLOAT_BITS:
+            _, scale, zero = quantize(h_calib, bits, symmetric=False)
+            qmin, qmax = qrange(bits, symmetric=False)
+            h = ((np.clip(np.rint(h / scale) + zero, qmin, qmax) - zero) * scale).astype(np.float32)
+            q, w_scale, w_zero = quantize(w, bits, axis=1)
+            w = dequantize(q, w_scale, w_zero, axis=1)
+        h, h_calib = h @ w + b, h_calib @ model.params[f"W{i}"] + b
+        if i < len(policy):
+            h, h_calib = np.maximum(h, 0), np.maximum(h_calib, 0)
+    return h
 
 
 def _check_bits(bits):
