@@ -1,9 +1,15 @@
 """book.compress kernels (CSR SpMV/SpMM, BSR, n:m, int8 GEMM) against NumPy and scipy over edge sizes."""
 
+import os
+import platform
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from book import asm
 from book.compress import bsr_matmul, csr_spmm, csr_spmv, int8_matmul, kernels, nm_matmul, prune, to_bsr, to_csr, to_nm
 
 SHAPES = [(0, 5), (5, 0), (1, 1), (7, 13), (16, 24), (33, 17)]
@@ -148,11 +154,64 @@ def test_int8_blocks_and_edges_of_every_size():
 
 
 def test_int8_kernel_instructions_are_read_from_its_code():
-    found = kernels.int8_kernel_instructions()
+    found = kernels.int8_kernel_instructions(vnni=False)
     assert found and all(isinstance(name, str) and count > 0 for name, count in found.items())
-    import platform
     if platform.machine() in ("x86_64", "AMD64"):  # the pair multiply-add, or VNNI's fused form of it
         assert {"vpmaddwd", "vpdpwssd"} & set(found), found
+
+
+def test_the_unsigned_bias_of_vnni_is_exact_in_numpy():
+    """vpdpbusd's arithmetic: (a + 128) as unsigned bytes times signed b, minus 128 * column sums."""
+    rng = np.random.default_rng(8)
+    for m, k, n in [(3, 5, 2), (4, 64, 3), (0, 4, 2), (2, 0, 2)]:
+        a = rng.integers(-128, 128, (m, k), dtype=np.int8)
+        b = rng.integers(-128, 128, (k, n), dtype=np.int8)
+        np.testing.assert_array_equal(kernels.int8_via_unsigned(a, b), _int64_product(a, b))
+    k = 70000  # 255 * 127 * k passes 2**31: the biased sums wrap, the result is still exact
+    low, high = np.full((2, k), -128, np.int8), np.full((k, 2), 127, np.int8)
+    a = np.full((2, k), 127, np.int8)
+    np.testing.assert_array_equal(kernels.int8_via_unsigned(a, high), _int64_product(a, high))
+    np.testing.assert_array_equal(kernels.int8_via_unsigned(low, high), _int64_product(low, high))
+
+
+@pytest.mark.skipif(not kernels.has_vnni(), reason="this CPU has no AVX-VNNI or AVX512-VNNI (vpdpbusd)")
+def test_vnni_kernel_is_exact_and_uses_vpdpbusd():
+    rng = np.random.default_rng(9)
+    for m, k, n in [(1, 1, 1), (7, 13, 5), (kernels.MR * 9 + 1, 1031, kernels.NR * 3 + 7)]:
+        a = rng.integers(-128, 128, (m, k), dtype=np.int8)
+        b = rng.integers(-128, 128, (k, n), dtype=np.int8)
+        np.testing.assert_array_equal(int8_matmul(a, b, vnni=True), _int64_product(a, b))
+    low, high = np.full((3, 4096), -128, np.int8), np.full((4096, 17), 127, np.int8)
+    np.testing.assert_array_equal(int8_matmul(low, high, vnni=True), _int64_product(low, high))
+    assert "vpdpbusd" in kernels.int8_kernel_instructions(vnni=True)
+
+
+CROSS_COMPILE = """
+import numba
+from book.compress import kernels
+kernel = kernels._blocked(True)
+kernel.compile((numba.int8[:, ::1], numba.int8[:, ::1], numba.int64, numba.int64, numba.int64))
+print(kernels.asm.hottest_loop(kernel.inspect_asm(kernel.signatures[0])))
+"""
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="an x86 kernel")
+def test_vnni_kernel_compiles_to_vpdpbusd_for_a_vnni_cpu():
+    """Compiled (never run) for a CPU with AVX-VNNI, in a child process: the loop is vpdpbusd."""
+    env = {**os.environ, "NUMBA_CPU_NAME": "sapphirerapids",
+           "NUMBA_CPU_FEATURES": "+avx2,+fma,+avx512f,+avx512bw,+avx512vl,+avx512vnni,+avxvnni"}
+    done = subprocess.run([sys.executable, "-c", CROSS_COMPILE], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    mnemonics = {ins.mnemonic for ins in asm.instructions(done.stdout)}
+    assert "vpdpbusd" in mnemonics and "vpmaddwd" not in mnemonics
+
+
+def test_vnni_is_refused_without_the_feature():
+    if kernels.has_vnni():
+        pytest.skip("this CPU has VNNI")
+    with pytest.raises(ValueError, match="no VNNI"):
+        int8_matmul(np.zeros((1, 1), np.int8), np.zeros((1, 1), np.int8), vnni=True)
 
 
 def test_int8_matmul_extremes_and_long_reductions():

@@ -22,6 +22,7 @@ from collections import Counter
 
 import numba
 import numpy as np
+from llvmlite import binding as llvm_binding
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -29,8 +30,9 @@ from numba.extending import intrinsic
 
 from book import asm
 
-__all__ = ["INT8_MAX_K", "KC", "MC", "MR", "NC", "NR", "bsr_matmul", "csr_spmm", "csr_spmv", "int8_kernel_instructions",
-           "int8_matmul", "int8_matmul_naive", "nm_matmul", "to_bsr", "to_csr", "to_nm"]
+__all__ = ["INT8_MAX_K", "KC", "MC", "MR", "NC", "NR", "bsr_matmul", "csr_spmm", "csr_spmv", "has_vnni",
+           "int8_kernel_instructions", "int8_matmul", "int8_matmul_naive", "int8_via_unsigned", "nm_matmul",
+           "to_bsr", "to_csr", "to_nm"]
 
 INT8_MAX_K = 131072
 """The longest reduction :func:`int8_matmul` accepts: ``k * 128 * 128 = 2**31``, past which int32 can overflow."""
@@ -370,18 +372,30 @@ MC, KC, NC = 48, 512, 1024
 _VEC = NR // 8
 
 
-def _micro_sums(context, builder, ap, bp, kp, ap_type, bp_type):
-    """LLVM IR of the micro-kernel's loop over ``kp`` pairs; returns its MR * NR / 8 sum vectors."""
-    i16, i32, i64 = ir.IntType(16), ir.IntType(32), ir.IntType(64)
-    v16, v8, wide = ir.VectorType(i16, 16), ir.VectorType(i32, 8), ir.VectorType(i32, 16)
+def _micro_sums(context, builder, ap, bp, kp, ap_type, bp_type, vnni=False):
+    """LLVM IR of the micro-kernel's loop over ``kp`` steps; returns its MR * NR / 8 sum vectors.
+
+    A step is a pair of k (int16 values; ``vnni=False``) or a quad of k (bytes, ``a`` biased to
+    unsigned; ``vnni=True``, one ``vpdpbusd`` per 8 columns). Either way, 32 bits of ``a``'s row
+    are broadcast and multiplied by 8 columns' worth of ``b`` per vector.
+    """
+    i32, i64 = ir.IntType(32), ir.IntType(64)
+    v8, wide = ir.VectorType(i32, 8), ir.VectorType(i32, 16)
+    b_vec = ir.VectorType(ir.IntType(8), 32) if vnni else ir.VectorType(ir.IntType(16), 16)
     pa = builder.bitcast(context.make_array(ap_type)(context, builder, ap).data, i32.as_pointer())
-    pb = builder.bitcast(context.make_array(bp_type)(context, builder, bp).data, v16.as_pointer())
+    pb = builder.bitcast(context.make_array(bp_type)(context, builder, bp).data, b_vec.as_pointer())
     zero = ir.Constant(v8, None)
     even, odd = (ir.Constant(v8, [2 * j + t for j in range(8)]) for t in (0, 1))
+    if vnni:
+        dot = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v8, [v8, v8, v8]), _VPDPBUSD)
 
-    def pair_products(x, y):  # 16 products of 16-bit values, summed pairwise: <8 x i32>
-        prod = builder.mul(builder.sext(x, wide), builder.sext(y, wide))
-        return builder.add(builder.shuffle_vector(prod, prod, even), builder.shuffle_vector(prod, prod, odd))
+    def step(acc, spread, b_values):
+        if vnni:  # four unsigned x signed byte products summed into each 32-bit lane, added to acc
+            return builder.call(dot, [acc, spread, builder.bitcast(b_values, v8)])
+        # 16 products of 16-bit values, summed pairwise into 8 lanes of 32 bits
+        prod = builder.mul(builder.sext(builder.bitcast(spread, b_vec), wide), builder.sext(b_values, wide))
+        return builder.add(acc, builder.add(builder.shuffle_vector(prod, prod, even),
+                                            builder.shuffle_vector(prod, prod, odd)))
 
     entry = builder.block
     loop, done = builder.append_basic_block("micro.loop"), builder.append_basic_block("micro.done")
@@ -392,15 +406,15 @@ def _micro_sums(context, builder, ap, bp, kp, ap_type, bp_type):
     sums = [builder.phi(v8) for _ in range(MR * _VEC)]
     for acc in sums:
         acc.add_incoming(zero, entry)
-    b_pairs = [builder.load(builder.gep(pb, [builder.add(builder.mul(p, ir.Constant(i64, _VEC)),
-                                                         ir.Constant(i64, v))]), align=2) for v in range(_VEC)]
+    b_values = [builder.load(builder.gep(pb, [builder.add(builder.mul(p, ir.Constant(i64, _VEC)),
+                                                          ir.Constant(i64, v))]), align=1) for v in range(_VEC)]
     updated = []
     for i in range(MR):
-        pair = builder.load(builder.gep(pa, [builder.add(builder.mul(p, ir.Constant(i64, MR)), ir.Constant(i64, i))]),
-                            align=2)
-        spread = builder.insert_element(ir.Constant(v8, ir.Undefined), pair, ir.Constant(i32, 0))
-        spread = builder.bitcast(builder.shuffle_vector(spread, spread, ir.Constant(v8, [0] * 8)), v16)
-        updated += [builder.add(sums[i * _VEC + v], pair_products(spread, b_pairs[v])) for v in range(_VEC)]
+        a32 = builder.load(builder.gep(pa, [builder.add(builder.mul(p, ir.Constant(i64, MR)), ir.Constant(i64, i))]),
+                           align=1)
+        spread = builder.insert_element(ir.Constant(v8, ir.Undefined), a32, ir.Constant(i32, 0))
+        spread = builder.shuffle_vector(spread, spread, ir.Constant(v8, [0] * 8))
+        updated += [step(sums[i * _VEC + v], spread, b_values[v]) for v in range(_VEC)]
     following = builder.add(p, ir.Constant(i64, 1))
     p.add_incoming(following, loop)
     for acc, value in zip(sums, updated):
@@ -414,99 +428,165 @@ def _micro_sums(context, builder, ap, bp, kp, ap_type, bp_type):
     return finals
 
 
-@intrinsic
-def _micro_add(typingctx, ap, bp, kp, c, i0, j0):
-    """``c[i0:i0+MR, j0:j0+NR] += `` the micro-kernel's block (a whole block inside C-ordered ``c``)."""
-    def codegen(context, builder, sig, args):
-        sums = _micro_sums(context, builder, args[0], args[1], args[2], sig.args[0], sig.args[1])
-        i64, v8 = ir.IntType(64), ir.VectorType(ir.IntType(32), 8)
-        carr = context.make_array(sig.args[3])(context, builder, args[3])
-        base = builder.bitcast(carr.data, ir.IntType(8).as_pointer())
-        row_bytes = cgutils.unpack_tuple(builder, carr.strides)[0]
-        for i in range(MR):
-            row = builder.mul(builder.add(args[4], ir.Constant(i64, i)), row_bytes)
-            for v in range(_VEC):
-                col = builder.mul(builder.add(args[5], ir.Constant(i64, 8 * v)), ir.Constant(i64, 4))
-                ptr = builder.bitcast(builder.gep(base, [builder.add(row, col)]), v8.as_pointer())
-                builder.store(builder.add(builder.load(ptr, align=4), sums[i * _VEC + v]), ptr, align=4)
-    return types.void(ap, bp, kp, c, i0, j0), codegen
+def _micro_kernels(vnni):
+    """The micro-kernel as two numba intrinsics: one adds a whole block into ``c``, one stores it."""
 
+    @intrinsic
+    def micro_add(typingctx, ap, bp, kp, c, i0, j0):
+        """``c[i0:i0+MR, j0:j0+NR] += `` the block (it lies inside C-ordered int32 ``c``)."""
+        def codegen(context, builder, sig, args):
+            sums = _micro_sums(context, builder, args[0], args[1], args[2], sig.args[0], sig.args[1], vnni)
+            i64, v8 = ir.IntType(64), ir.VectorType(ir.IntType(32), 8)
+            carr = context.make_array(sig.args[3])(context, builder, args[3])
+            base = builder.bitcast(carr.data, ir.IntType(8).as_pointer())
+            row_bytes = cgutils.unpack_tuple(builder, carr.strides)[0]
+            for i in range(MR):
+                row = builder.mul(builder.add(args[4], ir.Constant(i64, i)), row_bytes)
+                for v in range(_VEC):
+                    col = builder.mul(builder.add(args[5], ir.Constant(i64, 8 * v)), ir.Constant(i64, 4))
+                    ptr = builder.bitcast(builder.gep(base, [builder.add(row, col)]), v8.as_pointer())
+                    builder.store(builder.add(builder.load(ptr, align=4), sums[i * _VEC + v]), ptr, align=4)
+        return types.void(ap, bp, kp, c, i0, j0), codegen
 
-@intrinsic
-def _micro_store(typingctx, ap, bp, kp, out):
-    """``out[:] = `` the micro-kernel's block, row by row (for blocks that overhang ``c``)."""
-    def codegen(context, builder, sig, args):
-        sums = _micro_sums(context, builder, args[0], args[1], args[2], sig.args[0], sig.args[1])
-        v8 = ir.VectorType(ir.IntType(32), 8)
-        po = builder.bitcast(context.make_array(sig.args[3])(context, builder, args[3]).data, v8.as_pointer())
-        for j, value in enumerate(sums):
-            builder.store(value, builder.gep(po, [ir.Constant(ir.IntType(64), j)]), align=4)
-    return types.void(ap, bp, kp, out), codegen
+    @intrinsic
+    def micro_store(typingctx, ap, bp, kp, out):
+        """``out[:] = `` the block, row by row (for blocks that overhang ``c``)."""
+        def codegen(context, builder, sig, args):
+            sums = _micro_sums(context, builder, args[0], args[1], args[2], sig.args[0], sig.args[1], vnni)
+            v8 = ir.VectorType(ir.IntType(32), 8)
+            po = builder.bitcast(context.make_array(sig.args[3])(context, builder, args[3]).data, v8.as_pointer())
+            for j, value in enumerate(sums):
+                builder.store(value, builder.gep(po, [ir.Constant(ir.IntType(64), j)]), align=4)
+        return types.void(ap, bp, kp, out), codegen
+
+    return micro_add, micro_store
 
 
 @numba.njit
-def _pack_a16(a, i0, mc, p0, kc, ap):
-    """``ap[r, (p * MR + i) * 2 + t] = a[i0 + r * MR + i, p0 + 2 * p + t]`` as int16, zeros past the block."""
+def _pack_a(a, i0, mc, p0, kc, group, bias, ap):
+    """``ap[r, (p * MR + i) * group + t] = a[i0 + r*MR + i, p0 + group*p + t] + bias``, zeros past the block."""
     for r in range(ap.shape[0]):
-        for p in range((kc + 1) // 2):
+        for p in range((kc + group - 1) // group):
             for i in range(MR):
                 row = i0 + r * MR + i
-                for t in range(2):
-                    col = p0 + 2 * p + t
-                    ap[r, (p * MR + i) * 2 + t] = a[row, col] if row < i0 + mc and col < p0 + kc else 0
+                for t in range(group):
+                    col = p0 + group * p + t
+                    ap[r, (p * MR + i) * group + t] = a[row, col] + bias if row < i0 + mc and col < p0 + kc else 0
 
 
 @numba.njit
-def _pack_b16(b, p0, kc, j0, nc, bp):
-    """``bp[r, (p * NR + j) * 2 + t] = b[p0 + 2 * p + t, j0 + r * NR + j]`` as int16, zeros past the block."""
+def _pack_b(b, p0, kc, j0, nc, group, bp):
+    """``bp[r, (p * NR + j) * group + t] = b[p0 + group*p + t, j0 + r*NR + j]``, zeros past the block."""
     for r in range(bp.shape[0]):
-        for p in range((kc + 1) // 2):
-            for t in range(2):
-                row = p0 + 2 * p + t
+        for p in range((kc + group - 1) // group):
+            for t in range(group):
+                row = p0 + group * p + t
                 for j in range(NR):
                     col = j0 + r * NR + j
-                    bp[r, (p * NR + j) * 2 + t] = b[row, col] if row < p0 + kc and col < j0 + nc else 0
+                    bp[r, (p * NR + j) * group + t] = b[row, col] if row < p0 + kc and col < j0 + nc else 0
 
 
-@numba.njit
-def _int8_blocked(a, b, mc, kc, nc):
-    m, k = a.shape
-    n = b.shape[1]
-    c = np.zeros((m, n), np.int32)
-    edge = np.empty(MR * NR, np.int32)
-    for j0 in range(0, n, nc):
-        ncb = min(nc, n - j0)
-        for p0 in range(0, k, kc):
-            kcb = min(kc, k - p0)
-            pairs = (kcb + 1) // 2
-            bp = np.empty(((ncb + NR - 1) // NR, pairs * NR * 2), np.int16)
-            _pack_b16(b, p0, kcb, j0, ncb, bp)
-            for i0 in range(0, m, mc):
-                mcb = min(mc, m - i0)
-                ap = np.empty(((mcb + MR - 1) // MR, pairs * MR * 2), np.int16)
-                _pack_a16(a, i0, mcb, p0, kcb, ap)
-                for jr in range(bp.shape[0]):
-                    j = j0 + jr * NR
-                    for ir_ in range(ap.shape[0]):
-                        i = i0 + ir_ * MR
-                        if i + MR <= m and j + NR <= n:
-                            _micro_add(ap[ir_], bp[jr], pairs, c, i, j)
-                        else:
-                            _micro_store(ap[ir_], bp[jr], pairs, edge)
-                            for u in range(min(MR, m - i)):
-                                for v in range(min(NR, n - j)):
-                                    c[i + u, j + v] += edge[u * NR + v]
-    return c
+def _blocked(vnni):
+    """The blocked int8 matmul around one micro-kernel: pairs of int16 (AVX2 and anywhere) or,
+    with ``vnni``, quads of bytes with ``a`` biased by +128 and the bias's share subtracted."""
+    micro_add, micro_store = _micro_kernels(vnni)
+    group, bias = (4, 128) if vnni else (2, 0)
+    a_type, b_type = (np.uint8, np.int8) if vnni else (np.int16, np.int16)
+
+    @numba.njit
+    def blocked(a, b, mc, kc, nc):
+        m, k = a.shape
+        n = b.shape[1]
+        c = np.zeros((m, n), np.int32)
+        edge = np.empty(MR * NR, np.int32)
+        for j0 in range(0, n, nc):
+            ncb = min(nc, n - j0)
+            for p0 in range(0, k, kc):
+                kcb = min(kc, k - p0)
+                steps = (kcb + group - 1) // group
+                bp = np.empty(((ncb + NR - 1) // NR, steps * NR * group), b_type)
+                _pack_b(b, p0, kcb, j0, ncb, group, bp)
+                for i0 in range(0, m, mc):
+                    mcb = min(mc, m - i0)
+                    ap = np.empty(((mcb + MR - 1) // MR, steps * MR * group), a_type)
+                    _pack_a(a, i0, mcb, p0, kcb, group, bias, ap)
+                    for jr in range(bp.shape[0]):
+                        j = j0 + jr * NR
+                        for ir_ in range(ap.shape[0]):
+                            i = i0 + ir_ * MR
+                            if i + MR <= m and j + NR <= n:
+                                micro_add(ap[ir_], bp[jr], steps, c, i, j)
+                            else:
+                                micro_store(ap[ir_], bp[jr], steps, edge)
+                                for u in range(min(MR, m - i)):
+                                    for v in range(min(NR, n - j)):
+                                        c[i + u, j + v] += edge[u * NR + v]
+        if bias:
+            # (a + 128) @ b = a @ b + 128 * (column sums of b): subtract the second term. The int32
+            # sums may wrap on the way; the difference is exact whenever a @ b fits int32.
+            for j in range(n):
+                total = np.int32(0)
+                for p in range(k):
+                    total += np.int32(b[p, j])
+                for i in range(m):
+                    c[i, j] -= np.int32(bias) * total
+        return c
+
+    return blocked
 
 
-def int8_matmul(a, b):
+_VPDPBUSD = "llvm.x86.avx512.vpdpbusd.256"
+"""LLVM's 256-bit ``vpdpbusd``: AVX512-VNNI with AVX512VL, or AVX-VNNI (the ``{vex}`` form)."""
+
+
+def has_vnni():
+    """Whether this CPU has a 256-bit ``vpdpbusd`` (AVX-VNNI, or AVX512-VNNI with AVX512VL).
+
+    Read from LLVM's host features: running the instruction without them kills the process
+    with an illegal instruction, so the VNNI kernel is compiled only where this is True.
+    """
+    features = llvm_binding.get_host_cpu_features()
+    return bool(features.get("avxvnni") or (features.get("avx512vnni") and features.get("avx512vl")))
+
+
+_int8_blocked = _blocked(vnni=False)
+_KERNELS = {}
+
+
+def _kernel(vnni):
+    if vnni and not has_vnni():
+        raise ValueError("this CPU has no VNNI (vpdpbusd); use vnni=False")
+    if vnni not in _KERNELS:
+        _KERNELS[vnni] = _blocked(True) if vnni else _int8_blocked
+    return _KERNELS[vnni]
+
+
+def int8_via_unsigned(a, b):
+    """NumPy model of the VNNI kernel's arithmetic: ``a @ b`` from unsigned ``a + 128`` (chapter 7).
+
+    ``vpdpbusd`` multiplies unsigned bytes by signed ones, so the kernel stores ``a + 128`` (0 to
+    255) and subtracts ``128 * b.sum(axis=0)`` afterwards, in int32 arithmetic that may wrap
+    (as the instruction's does) yet ends exact. Returns int32, for int8 inputs.
+    """
+    a, b = _check_int8(a, b)
+    with np.errstate(over="ignore"):
+        biased = (a.astype(np.int32) + 128).astype(np.uint8).astype(np.int32)
+        sums = np.zeros((a.shape[0], b.shape[1]), np.int32)
+        for start in range(0, a.shape[1], 4):  # one vpdpbusd step: four products per lane
+            sums += biased[:, start:start + 4] @ b[start:start + 4].astype(np.int32)
+        return sums - np.int32(128) * b.astype(np.int32).sum(axis=0, dtype=np.int32)
+
+
+def int8_matmul(a, b, *, vnni=None):
     """The exact int32 product ``a @ b`` of two 2-D int8 matrices (chapter 7).
 
     NumPy's ``a @ b`` on int8 wraps around in int8; this accumulates in int32, exact for
     ``k <= INT8_MAX_K``. It packs ``a`` and ``b`` into int16 panels, block by block
     (``MC x KC`` and ``KC x NC``), and runs a register-blocked micro-kernel of 16-bit
     pair multiply-adds on them (:func:`int8_kernel_instructions` says which instructions);
-    one thread.
+    one thread. ``vnni=None`` uses the ``vpdpbusd`` kernel where :func:`has_vnni` (four byte
+    products per 32-bit lane, ``a`` biased by +128, see :func:`int8_via_unsigned`); ``False`` the
+    16-bit one everywhere; ``True`` requires VNNI.
 
     Raises
     ------
@@ -521,18 +601,20 @@ def int8_matmul(a, b):
            [-48768, -48768]], dtype=int32)
     """
     a, b = _check_int8(a, b)
-    return _int8_blocked(np.ascontiguousarray(a), np.ascontiguousarray(b), MC, KC, NC)
+    kernel = _kernel(has_vnni() if vnni is None else bool(vnni))
+    return kernel(np.ascontiguousarray(a), np.ascontiguousarray(b), MC, KC, NC)
 
 
-def int8_kernel_instructions():
+def int8_kernel_instructions(vnni=None):
     """The integer SIMD instructions in the hottest loop of the compiled :func:`int8_matmul`.
 
     Read from the assembly numba emitted (:mod:`book.asm`), so a page can say what the kernel runs
     on this machine: ``{"vpmaddwd": 12, "vpaddd": 12, ...}`` on AVX2, possibly other instructions
     (such as ``vpdpwssd``) where LLVM fuses the multiply-add. Compiles the kernel if needed.
     """
-    if not _int8_blocked.signatures:
-        int8_matmul(np.zeros((1, 1), np.int8), np.zeros((1, 1), np.int8))
-    text = _int8_blocked.inspect_asm(_int8_blocked.signatures[0])
+    kernel = _kernel(has_vnni() if vnni is None else bool(vnni))
+    if not kernel.signatures:
+        int8_matmul(np.zeros((1, 1), np.int8), np.zeros((1, 1), np.int8), vnni=vnni)
+    text = kernel.inspect_asm(kernel.signatures[0])
     loop = asm.hottest_loop(text)
     return dict(Counter(ins.mnemonic for ins in asm.instructions(loop) if ins.domain == "int"))
