@@ -159,3 +159,11 @@ def test_ablation_ir_diff_claim_holds():
                                          slp_vectorization=False)), "dot")
     assert "x double>" in full
     assert "x double>" not in scalar and "fadd reassoc double" in scalar
+
+
+def test_baseline_x86_64_back_end_gives_sse2_width():
+    """The page says baseline x86-64 is SSE2: 128-bit vectors, whatever this CPU has."""
+    if "x86-64" not in L.available_targets():
+        pytest.skip("this llvmlite has no x86-64 back end")
+    code = L.compile_to_asm(str(L.dot_module(("reassoc",))), L.CANDIDATE_TRIPLES["x86-64"])
+    assert asm.vector_bits(code) == 128
