@@ -85,3 +85,16 @@ def test_every_chip_row_is_cited_on_the_page():
     for key in ("nvidia_h100_datasheet", "jouppi2023tpuv4", "graphcore_ipu", "apple_m1_newsroom",
                 "xilinx_u280_ds963"):
         assert key in table, f"the roofline table's section cites {key}"
+
+
+def test_page_occupancy_names_the_budget_that_runs_out_first():
+    """The page's occupancy arithmetic, run from its own source, on launches with a known answer."""
+    page = (ROOT / "chapters" / "accelerators.md").read_text()
+    start = page.index("# Per SM on compute capability 9.0")
+    namespace = {}
+    exec(page[start:page.index("\n\n\noccupancy_cases", start)], namespace)
+    occupancy = namespace["occupancy"]
+    assert occupancy(256, 32, 0) == (1.0, "threads")
+    assert occupancy(256, 128, 0) == (0.25, "registers")  # 32768 registers per block: two blocks
+    assert occupancy(32, 16, 0) == (0.5, "blocks")  # 32 one-warp blocks fill half the 2048 slots
+    assert occupancy(128, 16, 100 * 1024) == (0.125, "shared memory")  # (100 + 1) KiB per block: two fit
