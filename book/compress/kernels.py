@@ -35,7 +35,10 @@ __all__ = ["INT8_MAX_K", "KC", "MC", "MR", "NC", "NR", "bsr_matmul", "csr_spmm",
            "to_bsr", "to_csr", "to_nm"]
 
 INT8_MAX_K = 131072
-"""The longest reduction :func:`int8_matmul` accepts: ``k * 128 * 128 = 2**31``, past which int32 can overflow."""
+"""The longest reduction :func:`int8_matmul` accepts: ``k * 128 * 128 = 2**31``, past which int32 can overflow.
+
+At exactly this ``k`` one product still does not fit, a row of -128 times a column of -128
+(``2**31``, one more than int32's maximum); every other one does."""
 
 
 def _vector(name, value, kinds):
@@ -462,36 +465,34 @@ def _micro_kernels(vnni):
     return micro_add, micro_store
 
 
-@numba.njit
-def _pack_a(a, i0, mc, p0, kc, group, bias, ap):
-    """``ap[r, (p * MR + i) * group + t] = a[i0 + r*MR + i, p0 + group*p + t] + bias``, zeros past the block."""
-    for r in range(ap.shape[0]):
-        for p in range((kc + group - 1) // group):
-            for i in range(MR):
-                row = i0 + r * MR + i
-                for t in range(group):
-                    col = p0 + group * p + t
-                    ap[r, (p * MR + i) * group + t] = a[row, col] + bias if row < i0 + mc and col < p0 + kc else 0
-
-
-@numba.njit
-def _pack_b(b, p0, kc, j0, nc, group, bp):
-    """``bp[r, (p * NR + j) * group + t] = b[p0 + group*p + t, j0 + r*NR + j]``, zeros past the block."""
-    for r in range(bp.shape[0]):
-        for p in range((kc + group - 1) // group):
-            for t in range(group):
-                row = p0 + group * p + t
-                for j in range(NR):
-                    col = j0 + r * NR + j
-                    bp[r, (p * NR + j) * group + t] = b[row, col] if row < p0 + kc and col < j0 + nc else 0
-
-
 def _blocked(vnni):
     """The blocked int8 matmul around one micro-kernel: pairs of int16 (AVX2 and anywhere) or,
     with ``vnni``, quads of bytes with ``a`` biased by +128 and the bias's share subtracted."""
     micro_add, micro_store = _micro_kernels(vnni)
     group, bias = (4, 128) if vnni else (2, 0)
     a_type, b_type = (np.uint8, np.int8) if vnni else (np.int16, np.int16)
+
+    # The packing loops see group and bias as constants (closure variables are frozen at compile
+    # time), so q // group is a shift. Panels come zeroed: the padding needs no test per element.
+    @numba.njit
+    def pack_a(a, i0, mc, p0, kc, ap):
+        """``ap[r, (p * MR + i) * group + t] = a[i0 + r*MR + i, p0 + group*p + t] + bias``."""
+        for r in range(ap.shape[0]):
+            for i in range(min(MR, mc - r * MR)):
+                src = a[i0 + r * MR + i, p0:p0 + kc]
+                for q in range(kc):
+                    ap[r, ((q // group) * MR + i) * group + q % group] = src[q] + bias
+
+    @numba.njit
+    def pack_b(b, p0, kc, j0, nc, bp):
+        """``bp[r, (p * NR + j) * group + t] = b[p0 + group*p + t, j0 + r*NR + j]``."""
+        for r in range(bp.shape[0]):
+            col = j0 + r * NR
+            width = min(NR, j0 + nc - col)
+            for q in range(kc):
+                src = b[p0 + q, col:col + width]
+                for j in range(width):
+                    bp[r, ((q // group) * NR + j) * group + q % group] = src[j]
 
     @numba.njit
     def blocked(a, b, mc, kc, nc):
@@ -504,12 +505,12 @@ def _blocked(vnni):
             for p0 in range(0, k, kc):
                 kcb = min(kc, k - p0)
                 steps = (kcb + group - 1) // group
-                bp = np.empty(((ncb + NR - 1) // NR, steps * NR * group), b_type)
-                _pack_b(b, p0, kcb, j0, ncb, group, bp)
+                bp = np.zeros(((ncb + NR - 1) // NR, steps * NR * group), b_type)
+                pack_b(b, p0, kcb, j0, ncb, bp)
                 for i0 in range(0, m, mc):
                     mcb = min(mc, m - i0)
-                    ap = np.empty(((mcb + MR - 1) // MR, steps * MR * group), a_type)
-                    _pack_a(a, i0, mcb, p0, kcb, group, bias, ap)
+                    ap = np.zeros(((mcb + MR - 1) // MR, steps * MR * group), a_type)
+                    pack_a(a, i0, mcb, p0, kcb, ap)
                     for jr in range(bp.shape[0]):
                         j = j0 + jr * NR
                         for ir_ in range(ap.shape[0]):
