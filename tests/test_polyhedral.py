@@ -125,3 +125,15 @@ def test_skewed_tiled_stencil_kernel_equals_numpy(stencil_kernel, steps, n):
 def test_stencil_reference_is_one_numpy_step_at_a_time():
     first = np.array([3.0, 0.0, 0.0, 6.0])
     np.testing.assert_array_equal(P.stencil_reference(first, 1)[1], [0.0, 1.0, 2.0, 0.0])
+
+
+def test_reference_wavefront_run_has_every_kernel_at_full_size():
+    from book import data
+
+    path = data.path("ch06", "wavefront.json")
+    if not path.exists():
+        pytest.skip("data/ch06/wavefront.json is not published yet (make data)")
+    run = data.load(path)
+    assert run.provenance["source"] == "chapters/loop_optimizations.md" and run.meta["quick"] is False
+    assert {r["kernel"] for r in run.records} == {"original loops", "wavefront, points, all threads",
+                                                  "tiled wavefront, 1 thread", "tiled wavefront, all threads"}
