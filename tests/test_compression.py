@@ -4,13 +4,14 @@ Ratios are measured within one run (one data file); tests over the reference fil
 ``make data`` has written them.
 """
 
+import json
 import re
 
 import pytest
 
 from book import data
 
-from conftest import ROOT
+from conftest import QUICK_BUILD, ROOT
 
 PAGE = "chapters/compression.md"
 
@@ -66,3 +67,21 @@ def test_every_search_meets_its_budget_and_every_policy_was_scored():
     policies = [tuple(r["policy"]) for r in records if r["kind"] == "policy"]
     assert len(policies) == len(set(policies)) == 8 ** 3
     assert all(0 <= r["test_accuracy"] <= 1 for r in records)
+
+
+# --- the quick build (the `site` fixture builds the whole book once per session) --------------
+
+def glued(site):
+    path = QUICK_BUILD / "_build" / "jupyter_execute" / "chapters" / "compression.glue.json"
+    assert site.returncode == 0, "the site did not build; see test_build"
+    outputs = json.loads(path.read_text())
+    return {name: next(iter(output["data"].values())).strip("'") for name, output in outputs.items()}
+
+
+@pytest.mark.build
+def test_quick_run_holds_the_masks_and_meets_the_error_model(site):
+    values = glued(site)
+    assert values["zeros_held"] == "stayed zero in every run"  # masked fine-tuning never regrows a weight
+    assert 0.7 < float(values["bits_per_halving"]) < 1.3  # the error halves about once per bit
+    assert float(values["channel_gain"]) > 1  # per-channel scales beat one scale per tensor
+    assert float(values["numpy_int8_slowdown"]) > 1 and values["numpy_wrong"] != "0%"
