@@ -147,3 +147,16 @@ def test_convolution_refuses_bad_input(x, w, match):
     if match != "one dtype":
         with pytest.raises(ValueError, match=match):
             mm.conv2d_im2col(x, w)
+
+
+def test_block_sizes_come_from_the_card():
+    card = {"L1d": 32768, "L2": 524288, "L3": 33554432}
+    mc, kc, nc = mm.block_sizes(np.float64, card)
+    sliver = kc * mm.NR[np.dtype(np.float64)] * 8
+    assert sliver <= card["L1d"] and sliver + mc * kc * 8 <= card["L2"] < sliver + (mc + mm.MR) * kc * 8
+    assert mc % mm.MR == 0 and nc % mm.NR[np.dtype(np.float64)] == 0 and kc * nc * 8 <= card["L3"] // 2
+    bigger = mm.block_sizes(np.float64, {"L1d": 2 * 32768, "L2": 2 * 524288, "L3": 33554432})
+    assert bigger[1] == 2 * kc  # twice the L1d, twice the depth of a sliver
+    assert mm.block_sizes(np.float32, {}) == (mm.MC, mm.KC, mm.NC)  # a card without caches: the fallbacks
+    with pytest.raises(ValueError):
+        mm.block_sizes(np.int32, card)

@@ -24,9 +24,11 @@ import numba
 import numpy as np
 from numba import prange
 
-__all__ = ["KC", "MC", "MR", "NC", "NR", "LADDER", "compile_microkernel", "conv2d_direct", "conv2d_im2col", "im2col",
-           "matmul", "matmul_ijk", "matmul_ikj", "matmul_packed", "matmul_parallel", "matmul_register_blocked",
-           "matmul_tiled", "microkernel_source"]
+from book import hardware
+
+__all__ = ["KC", "MC", "MR", "NC", "NR", "LADDER", "block_sizes", "compile_microkernel", "conv2d_direct",
+           "conv2d_im2col", "im2col", "matmul", "matmul_ijk", "matmul_ikj", "matmul_packed", "matmul_parallel",
+           "matmul_register_blocked", "matmul_tiled", "microkernel_source"]
 
 @numba.njit
 def matmul_ijk(a, b):
@@ -251,7 +253,48 @@ NR = {np.dtype(np.float64): 8, np.dtype(np.float32): 16}
 """Its columns, by dtype: two 256-bit vectors of either type, so ``MR * NR`` accumulators take 12 registers."""
 
 MC, KC, NC = 96, 256, 2040
-"""Default block sizes of steps 5 and 6: rows of ``a``, the shared dimension, columns of ``b``."""
+"""Fallback block sizes of steps 5 and 6 (rows of ``a``, the shared dimension, columns of ``b``) for
+cache levels the hardware card does not report; :func:`block_sizes` derives them from the card."""
+
+
+def block_sizes(dtype, caches=None):
+    """Steps 5 and 6's block sizes ``(mc, kc, nc)`` for one dtype, from the cache sizes on the card.
+
+    ``kc``: the ``kc x NR`` sliver of packed ``b`` that one micro-kernel call streams fills L1d
+    (it is reread for every panel of ``a`` rows; the ``MR x kc`` sliver of ``a`` streams past it);
+    ``mc``: the ``mc x kc`` panel of packed ``a`` fills the rest of L2 beside one such sliver of
+    ``b``, which passes through L2 on its way to L1d; ``nc``: the ``kc x nc`` panel of packed ``b``
+    takes half of L3. Each is rounded down to a multiple of the micro-kernel's
+    ``MR``/``NR``; a level the card lacks falls back to :data:`MC`, :data:`KC`, :data:`NC`.
+
+    Parameters
+    ----------
+    dtype : float32 or float64
+    caches : dict, optional
+        ``{"L1d": bytes, "L2": bytes, "L3": bytes}`` (default: this machine's, read once).
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in NR:
+        raise ValueError(f"the ladder's top steps support float32 and float64; got {dtype}")
+    if caches is None:
+        caches = _card_caches()
+    nr, size = NR[dtype], dtype.itemsize
+    kc = max(16, min(1024, caches["L1d"] // (nr * size))) if caches.get("L1d") else KC
+    sliver = kc * nr * size
+    mc = max(MR, (caches["L2"] - sliver) // (kc * size) // MR * MR) if caches.get("L2", 0) > sliver else MC
+    nc = max(nr, min(8192, caches["L3"] // 2 // (kc * size)) // nr * nr) if caches.get("L3") else NC
+    return mc, kc, nc
+
+
+_CACHES = {}
+
+
+def _card_caches():
+    if not _CACHES:
+        meta = {}
+        hardware.collect_caches(meta)
+        _CACHES.update(meta.get("cache_bytes") or {})
+    return _CACHES
 
 _TOP = {}
 
@@ -278,32 +321,37 @@ def matmul_register_blocked(a, b):
     return _top(a.dtype)["register_blocked"](a, b)
 
 
-def matmul_packed(a, b, mc=MC, kc=KC, nc=NC):
+def matmul_packed(a, b, mc=None, kc=None, nc=None):
     """Step 5, cache blocking with packing: ``kc``-deep panels of ``a`` (``mc`` rows) and of ``b``
     (``nc`` columns) are packed and multiplied by step 4's micro-kernel.
 
     The ``kc x NR`` sliver of ``b`` one micro-kernel call streams is meant to
     stay in L1, the ``mc x kc`` panel of ``a`` in L2 and the ``kc x nc``
-    panel of ``b`` in L3; each is reused many times while it sits there.
+    panel of ``b`` in L3; each is reused many times while it sits there. Sizes left as ``None``
+    come from :func:`block_sizes`.
     """
-    _check_blocks(mc, kc, nc)
+    mc, kc, nc = _blocks(a.dtype, mc, kc, nc)
     return _top(a.dtype)["packed"](a, b, mc, kc, nc)
 
 
-def matmul_parallel(a, b, mc=MC, kc=KC, nc=NC):
+def matmul_parallel(a, b, mc=None, kc=None, nc=None):
     """Step 6: step 5 with its ``mc``-row blocks spread over numba's threads (``prange``).
 
     The blocks write disjoint rows of ``c``, so the iterations are
     independent; each thread packs its own panel of ``a`` and all share the
-    packed panel of ``b``. It uses ``numba.get_num_threads()`` threads.
+    packed panel of ``b``. It uses ``numba.get_num_threads()`` threads; sizes left as ``None``
+    come from :func:`block_sizes`.
     """
-    _check_blocks(mc, kc, nc)
+    mc, kc, nc = _blocks(a.dtype, mc, kc, nc)
     return _top(a.dtype)["parallel"](a, b, mc, kc, nc)
 
 
-def _check_blocks(mc, kc, nc):
+def _blocks(dtype, mc, kc, nc):
+    card = block_sizes(dtype)
+    mc, kc, nc = (card[i] if size is None else size for i, size in enumerate((mc, kc, nc)))
     if min(mc, kc, nc) < 1:
         raise ValueError(f"block sizes must be positive; got mc={mc}, kc={kc}, nc={nc}")
+    return mc, kc, nc
 
 
 LADDER = {"1 naive i-j-k": matmul_ijk, "2 interchange i-k-j": matmul_ikj, "3 cache tiled": matmul_tiled,
