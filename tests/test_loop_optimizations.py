@@ -47,12 +47,13 @@ def test_ladder_climbs_and_covers_sizes_that_are_not_multiples_of_a_tile():
     ladder = load("ladder.json")
     sizes = {r["n"] for r in ladder.records}
     assert {1000, 1023, 1024} <= sizes
+    # One thread, and all of the reference machine's threads where it had more than one.
     threads = {r["threads"] for r in ladder.records}
-    assert 1 in threads and len(threads) <= 2
+    assert threads == {1, ladder.meta["numba_threads"]}
     # Beyond one thread, the run times only the parallel step and BLAS, on the same sizes.
     many = [r for r in ladder.records if r["threads"] != 1]
     assert {r["kernel"] for r in many} <= {"6 parallel (prange)", "np.dot (BLAS)"}
-    assert {r["n"] for r in many} == sizes or not many
+    assert {r["n"] for r in many} == (sizes if many else set())
     speeds = _by_dtype(ladder, "float64")
     for n in (256, 512):
         # Every rung that the chapter explains as a gain is one: interchange, register blocking, packing.
