@@ -37,10 +37,10 @@ def test_reference_was_published_by_the_page_at_full_size(name):
     assert dataset.provenance["source"] == PAGE and dataset.meta["quick"] is False
 
 
-def _by_dtype(result, dtype):
-    """GFLOP/s of each (n, kernel) of one dtype; ``BenchResult.median`` keys on (kernel, n) only."""
+def _by_dtype(result, dtype, threads=1):
+    """GFLOP/s of each (n, kernel) of one dtype and thread count; ``BenchResult.median`` keys on (kernel, n) only."""
     return {(r["n"], r["kernel"]): 2 * r["n"] ** 3 / summarize(r["times_s"])[0] / 1e9
-            for r in result.records if r["dtype"] == dtype}
+            for r in result.records if r["dtype"] == dtype and r["threads"] == threads}
 
 
 def test_ladder_climbs_and_covers_sizes_that_are_not_multiples_of_a_tile():
