@@ -38,6 +38,8 @@ def test_csr_spmv_and_spmm_match_scipy(shape, density):
     out = csr_spmm(indptr, indices, data, b)
     assert out.shape == (shape[0], 5) and out.flags.c_contiguous
     np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-12)
+    # a batch of one takes the matrix-vector path
+    np.testing.assert_allclose(csr_spmm(indptr, indices, data, b[:, :1]), a @ b[:, :1], rtol=1e-12, atol=1e-12)
     # scipy's own arrays (int32 indices), a strided x and a Fortran-ordered b
     wide = np.zeros(2 * shape[1])
     wide[::2] = x
@@ -71,6 +73,9 @@ def test_csr_float32_stays_float32_and_unsorted_indices_work():
     (lambda: csr_spmv([0, 1], [0], [1.0], np.ones((2, 1))), "x must be a 1-D"),
     (lambda: csr_spmm([0, 1], [3], [1.0], np.ones((2, 3))), r"\[0, 2\)"),
     (lambda: csr_spmm([0, 1], [0], [1.0], np.ones(2)), "2-D"),
+    (lambda: csr_spmm([0, 1], [3], [1.0], np.ones((2, 1))), r"\[0, 2\)"),
+    (lambda: csr_spmm([0, 2, 1, 2], [0, 1], [1.0, 2.0], np.ones((2, 1))), "never decrease"),
+    (lambda: csr_spmm([0, 2, 1, 2], [0, 1], [1.0, 2.0], np.ones((2, 3))), "never decrease"),
 ])
 def test_csr_bad_input_says_what_is_wrong(call, message):
     with pytest.raises(ValueError, match=message):
@@ -90,6 +95,7 @@ def test_bsr_matches_dense(shape, block):
     out = bsr_matmul(indptr, indices, blocks, full, b)
     assert out.shape == (shape[0], 6)
     np.testing.assert_allclose(out, a @ b, atol=1e-12)
+    np.testing.assert_allclose(bsr_matmul(indptr, indices, blocks, full, b[:, :1]), a @ b[:, :1], atol=1e-12)
     if shape == (16, 24) and block == (4, 8):
         ref = sp.bsr_matrix(a, blocksize=block)
         assert ref.nnz // 32 == len(blocks)  # scipy stores the same blocks

@@ -155,17 +155,23 @@ def csr_spmv(indptr, indices, data, x):
 @numba.njit
 def _spmm(indptr, indices, data, b, out):
     """``out = A @ B``: each stored ``A[i, c]`` adds ``A[i, c] * B[c, :]`` to row ``i``,
-    a unit-stride loop over the columns of ``B`` that vectorizes."""
-    out[:] = 0
-    width = b.shape[1]
+    a unit-stride loop over the columns of ``B`` that vectorizes. It validates as :func:`_spmv`
+    does (the row number of the first bad row, -1 if all good), so no NumPy pass reads the indices
+    first: at a batch of one those passes cost more than the product."""
+    nrows_b = np.uint64(b.shape[0])
     for i in range(out.shape[0]):
-        row = out[i]
-        for z in range(indptr[i], indptr[i + 1]):
+        start, stop = np.int64(indptr[i]), np.int64(indptr[i + 1])
+        if start < 0 or stop < start:
+            return i
+        out[i, :] = 0
+        for z in range(start, stop):
+            c = np.uint64(indices[z])
+            if c >= nrows_b:
+                return i
             v = data[z]
-            brow = b[indices[z]]
-            for j in range(width):
-                row[j] += v * brow[j]
-    return out
+            for j in range(b.shape[1]):
+                out[i, j] += v * b[c, j]
+    return -1
 
 
 def csr_spmm(indptr, indices, data, b):
@@ -177,10 +183,16 @@ def csr_spmm(indptr, indices, data, b):
     b = np.asarray(b)
     if b.ndim != 2 or b.dtype.kind not in "fiu":
         raise ValueError(f"b must be a 2-D numeric array, got shape {b.shape} and dtype {b.dtype}")
-    indptr, indices, data = _check_csr(indptr, indices, data, b.shape[0])
+    indptr, indices, data = _check_csr_shape(indptr, indices, data)
     dtype = np.result_type(data.dtype, b.dtype, np.float32)
-    return _spmm(indptr, indices, data.astype(dtype, copy=False), np.ascontiguousarray(b, dtype),
-                 np.empty((len(indptr) - 1, b.shape[1]), dtype))
+    out = np.empty((len(indptr) - 1, b.shape[1]), dtype)
+    data, b = data.astype(dtype, copy=False), np.ascontiguousarray(b, dtype)
+    # A batch of one is a matrix-vector product: _spmm's loop over one column of b would pay the
+    # vectorizer's set-up (alias checks, remainder) for each stored value.
+    bad = _spmv(indptr, indices, data, b[:, 0], out[:, 0]) if b.shape[1] == 1 else _spmm(indptr, indices, data, b, out)
+    if bad >= 0:
+        _check_csr(indptr, indices, data, b.shape[0])  # raises, saying what is wrong
+    return out
 
 
 def to_csr(a):
@@ -227,7 +239,10 @@ def _check_block(block):
 
 @numba.njit
 def _bsr(indptr, indices, blocks, b, out):
-    """``out = A @ B`` block by block: each stored ``R x C`` block is a small dense product."""
+    """``out = A @ B`` block by block: each stored ``R x C`` block is a small dense product.
+
+    A batch of one gets a dot product per block row instead: a loop over one column of ``B``
+    would pay the vectorizer's set-up (alias checks, remainder) for one iteration."""
     out[:] = 0
     r, c = blocks.shape[1], blocks.shape[2]
     width = b.shape[1]
@@ -235,12 +250,16 @@ def _bsr(indptr, indices, blocks, b, out):
         for z in range(indptr[bi], indptr[bi + 1]):
             col0 = indices[z] * c
             for u in range(r):
-                row = out[bi * r + u]
+                if width == 1:
+                    total = out[bi * r + u, 0]
+                    for v in range(c):
+                        total += blocks[z, u, v] * b[col0 + v, 0]
+                    out[bi * r + u, 0] = total
+                    continue
                 for v in range(c):
                     value = blocks[z, u, v]
-                    brow = b[col0 + v]
                     for j in range(width):
-                        row[j] += value * brow[j]
+                        out[bi * r + u, j] += value * b[col0 + v, j]
     return out
 
 

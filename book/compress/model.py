@@ -177,7 +177,8 @@ class _Layer:
         """``W.T @ ht`` on this layer's sparse kernel; ``ht`` is the transposed input (inputs x batch)."""
         out = np.empty((self.shape[1], ht.shape[1]), dtype)
         if self.kernel == "csr_spmm":
-            return kernels._spmm(*self.csr, ht, out)
+            kernels._spmm(*self.csr, ht, out)  # arrays built by to_csr: nothing to report
+            return out
         if self.kernel == "bsr_matmul":
             rows = len(self.bsr[0]) - 1
             r, c = self.bsr[2].shape[1:]
