@@ -1,6 +1,7 @@
 """Shared fixtures (the repository's pages, the quick-mode build of the site) and the
 per-stage timing summary that ends every run, so CI's budget is visible in its log."""
 
+import json
 import os
 import re
 import subprocess
@@ -95,6 +96,14 @@ def pytest_terminal_summary(terminalreporter):
             note = f" (quick build of the site: {SITE_BUILD['seconds']:.0f} s)" if name == "build" else ""
             write(f"{name:<8} {STAGE_SECONDS[name]:7.1f} s  {STAGE_TESTS[name]:4d} tests{note}")
     write(f"{'total':<8} {sum(STAGE_SECONDS.values()):7.1f} s  {sum(STAGE_TESTS.values()):4d} tests")
+
+
+def glued_text(site, page):
+    """The values a page glued in the quick build, as the text its prose shows (``page``: a stem under chapters/)."""
+    path = QUICK_BUILD / "_build" / "jupyter_execute" / "chapters" / f"{page}.glue.json"
+    assert site.returncode == 0, "the site did not build; see test_build"
+    outputs = json.loads(path.read_text())
+    return {name: next(iter(output["data"].values())).strip("'") for name, output in outputs.items()}
 
 
 @pytest.fixture(scope="session")

@@ -4,14 +4,13 @@ Ratios are measured within one run (one data file); tests over the reference fil
 ``make data`` has written them.
 """
 
-import json
 import re
 
 import pytest
 
 from book import data
 
-from conftest import QUICK_BUILD, ROOT
+from conftest import ROOT, glued_text
 
 PAGE = "chapters/compression.md"
 
@@ -71,16 +70,9 @@ def test_every_search_meets_its_budget_and_every_policy_was_scored():
 
 # --- the quick build (the `site` fixture builds the whole book once per session) --------------
 
-def glued(site):
-    path = QUICK_BUILD / "_build" / "jupyter_execute" / "chapters" / "compression.glue.json"
-    assert site.returncode == 0, "the site did not build; see test_build"
-    outputs = json.loads(path.read_text())
-    return {name: next(iter(output["data"].values())).strip("'") for name, output in outputs.items()}
-
-
 @pytest.mark.build
 def test_quick_run_holds_the_masks_and_meets_the_error_model(site):
-    values = glued(site)
+    values = glued_text(site, "compression")
     assert values["zeros_held"] == "stayed zero in every run"  # masked fine-tuning never regrows a weight
     assert 0.7 < float(values["bits_per_halving"]) < 1.3  # the error halves about once per bit
     assert float(values["channel_gain"]) > 1  # per-channel scales beat one scale per tensor

@@ -4,14 +4,13 @@ Ratios are measured within one run (one data file, or one quick build); tests ov
 files skip until ``make data`` has written them.
 """
 
-import json
 
 import pytest
 
 from book import data
 from book.data import summarize
 
-from conftest import QUICK_BUILD, ROOT
+from conftest import ROOT, glued_text
 
 PAGE = "chapters/loop_optimizations.md"
 FILES = ("ladder.json", "tiles.json")
@@ -80,16 +79,9 @@ def test_page_shows_the_book_kernels_instead_of_redefining_them():
 
 # --- the quick build (the `site` fixture builds the whole book once per session) --------------
 
-def glued(site):
-    path = QUICK_BUILD / "_build" / "jupyter_execute" / "chapters" / "loop_optimizations.glue.json"
-    assert site.returncode == 0, "the site did not build; see test_build"
-    outputs = json.loads(path.read_text())
-    return {name: next(iter(output["data"].values())).strip("'") for name, output in outputs.items()}
-
-
 @pytest.mark.build
 def test_quick_run_vectorizes_the_micro_kernel_and_beats_the_textbook_loop(site):
-    values = glued(site)
+    values = glued_text(site, "loop_optimizations")
     assert values["micro_scalar"] == "none of them scalar"
     assert int(values["micro_fma"]) > 0 and values["micro_width"].endswith("-bit")
     assert float(values["naive_to_packed"]) > 3
@@ -97,7 +89,7 @@ def test_quick_run_vectorizes_the_micro_kernel_and_beats_the_textbook_loop(site)
 
 @pytest.mark.build
 def test_quick_run_counts_locality_and_the_cost_of_im2col(site):
-    values = glued(site)
+    values = glued_text(site, "loop_optimizations")
     assert float(values["sim_tiled_ratio"]) > 2  # tiles sized from the card cut the predicted L1d misses
     assert float(values["conv_blowup"]) > 3  # a 3 x 3 lowering copies most values several times
     assert float(values["micro_stores"]) < float(values["ikj_stores"])  # the block of c stays in registers
