@@ -22,13 +22,17 @@ Tests: ``tests/test_kernels_matmul.py``.
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import prange
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from book import hardware
 
-__all__ = ["KC", "MC", "MR", "NC", "NR", "LADDER", "block_sizes", "compile_microkernel", "conv2d_direct",
-           "conv2d_im2col", "im2col", "matmul", "matmul_ijk", "matmul_ikj", "matmul_packed", "matmul_parallel",
-           "matmul_register_blocked", "matmul_tiled", "microkernel_source"]
+__all__ = ["KC", "MC", "MR", "NC", "NR", "LADDER", "block_sizes", "compile_macrokernel", "compile_microkernel",
+           "conv2d_direct", "conv2d_im2col", "im2col", "macrokernel_source", "matmul", "matmul_ijk", "matmul_ikj",
+           "matmul_packed", "matmul_parallel", "matmul_register_blocked", "matmul_tiled", "microkernel_source",
+           "prefetch"]
 
 @numba.njit
 def matmul_ijk(a, b):
@@ -97,6 +101,20 @@ def matmul_tiled(a, b, tile_i=64, tile_k=128, tile_j=256):
     return c
 
 
+def _micro_lines(mr, nr, a_panel, b_panel):
+    """The micro-kernel's body: zeroed accumulators, then the loop over ``p`` that updates them.
+
+    ``a_panel`` and ``b_panel`` open the indexing of the packed panels (``"ap["`` for a 1-D
+    panel, ``"ap[qa, "`` for a row of a 2-D array of panels)."""
+    lines = [f"{', '.join(f'c{i}_{j}' for j in range(nr))} = {', '.join(['zero'] * nr)}" for i in range(mr)]
+    lines.append("for p in range(kc):")
+    lines += [f"    b{j} = {b_panel}p * {nr} + {j}]" for j in range(nr)]
+    for i in range(mr):
+        lines.append(f"    a = {a_panel}p * {mr} + {i}]")
+        lines += [f"    c{i}_{j} += a * b{j}" for j in range(nr)]
+    return lines
+
+
 def microkernel_source(mr, nr):
     """Python source of the ``mr x nr`` micro-kernel ``micro_<mr>x<nr>(ap, bp, kc, out)``.
 
@@ -118,35 +136,110 @@ def microkernel_source(mr, nr):
     lines = [f"def micro_{mr}x{nr}(ap, bp, kc, out):",
              "    out[0] = 0",
              "    zero = out[0]  # a zero of the arrays' dtype"]
-    lines += [f"    {', '.join(f'c{i}_{j}' for j in range(nr))} = {', '.join(['zero'] * nr)}" for i in range(mr)]
-    lines.append("    for p in range(kc):")
-    lines += [f"        b{j} = bp[p * {nr} + {j}]" for j in range(nr)]
-    for i in range(mr):
-        lines.append(f"        a = ap[p * {mr} + {i}]")
-        lines += [f"        c{i}_{j} += a * b{j}" for j in range(nr)]
+    lines += ["    " + line for line in _micro_lines(mr, nr, "ap[", "bp[")]
     lines += [f"    out[{i * nr + j}] = c{i}_{j}" for i in range(mr) for j in range(nr)]
     return "\n".join(lines) + "\n"
 
 
-def compile_microkernel(mr, nr, dtype):
-    """Compile :func:`microkernel_source` for one dtype, with LLVM's SLP vectorizer switched on.
+def macrokernel_source(mr, nr):
+    """Python source of ``macro_<mr>x<nr>(ap, bp, kc, c, i0, j0, mc, nc, out)``: the micro-kernel run
+    over every ``mr x nr`` block of ``c[i0:i0+mc, j0:j0+nc]``, adding ``ap``'s panels times ``bp``'s.
+
+    ``ap[q]`` is the ``q``-th panel of ``mr`` rows of ``a`` and ``bp[q]`` the ``q``-th panel of
+    ``nr`` columns of ``b``, each packed as :func:`microkernel_source` reads them. For each block
+    the kernel
+
+    - prefetches the block's ``mr`` rows of ``c``, so that they arrive while the loop over ``p``
+      runs: these rows are ``n`` values apart, and a stride of whole rows is not a pattern the
+      hardware prefetcher follows;
+    - runs the micro-kernel's loop inline (no call, no array views made per block);
+    - adds the block into ``c`` through ``out``: in straight-line code with constant bounds for a
+      whole block, in a loop clipped to ``c`` for a block on the right or bottom edge.
+    """
+    if mr < 1 or nr < 1:
+        raise ValueError(f"the macro-kernel needs mr, nr >= 1; got {mr}, {nr}")
+    body = "            "
+    lines = [f"def macro_{mr}x{nr}(ap, bp, kc, c, i0, j0, mc, nc, out):",
+             "    out[0] = 0",
+             "    zero = out[0]  # a zero of the arrays' dtype",
+             "    last_row, last_col = c.shape[0] - 1, c.shape[1] - 1",
+             f"    for jr in range(0, nc, {nr}):",
+             f"        for ir in range(0, mc, {mr}):",
+             body + f"qa, qb = ir // {mr}, jr // {nr}"]
+    lines += [body + f"prefetch(c, min(i0 + ir + {i}, last_row), {col})" for i in range(mr)
+              for col in ("j0 + jr", f"min(j0 + jr + {nr - 1}, last_col)")]
+    lines += [body + line for line in _micro_lines(mr, nr, "ap[qa, ", "bp[qb, ")]
+    lines += [body + f"out[{i * nr + j}] = c{i}_{j}" for i in range(mr) for j in range(nr)]
+    lines += [body + f"if i0 + ir + {mr} <= c.shape[0] and j0 + jr + {nr} <= c.shape[1]:",
+              body + f"    for i in range({mr}):",
+              body + f"        row = c[i0 + ir + i, j0 + jr:j0 + jr + {nr}]",
+              body + f"        for j in range({nr}):",
+              body + f"            row[j] += out[i * {nr} + j]",
+              body + "else:",
+              body + f"    for i in range(min({mr}, c.shape[0] - i0 - ir)):",
+              body + "        row = c[i0 + ir + i]",
+              body + f"        for j in range(min({nr}, c.shape[1] - j0 - jr)):",
+              body + f"            row[j0 + jr + j] += out[i * {nr} + j]"]
+    return "\n".join(lines) + "\n"
+
+
+@intrinsic
+def prefetch(typingctx, array, i, j):
+    """``prefetch(array, i, j)`` inside njit code: ask the CPU to bring the cache line holding
+    ``array[i, j]`` (a 2-D array; no bounds check) towards L1, to be written.
+
+    LLVM's ``llvm.prefetch`` intrinsic, which numba does not expose: x86 compiles it to
+    ``prefetchw``, or ``prefetcht0`` where the CPU lacks ``prefetchw``; it never faults.
+    """
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        data = context.make_array(array_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, array_type, data, args[1:], wraparound=False)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        hint = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                              "llvm.prefetch.p0")
+        # write access, high temporal locality (keep it in every level), data cache
+        builder.call(hint, [builder.bitcast(pointer, i8p), i32(1), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    if not (isinstance(array, types.Array) and array.ndim == 2 and isinstance(i, types.Integer)
+            and isinstance(j, types.Integer)):
+        return None
+    return types.void(array, i, j), codegen
+
+
+def _compile_slp(source, name, signature):
+    """Compile generated ``source``'s function ``name`` for one signature, with LLVM's SLP vectorizer on.
 
     numba compiles with the SLP vectorizer off (``numba.config.SLP_VECTORIZE``,
     default 0) and only the loop vectorizer on, which vectorizes innermost
-    loops, not straight-line code like this kernel's body. The setting is read
-    when a function is compiled, so it is switched on for this one compilation
-    (eager, for one signature) and restored.
+    loops, not straight-line code like the micro-kernel's body. The setting is
+    read when a function is compiled, so it is switched on for this one
+    compilation (eager, for one signature) and restored.
     """
-    namespace = {}
-    exec(microkernel_source(mr, nr), namespace)
-    vector = numba.from_dtype(np.dtype(dtype))[::1]
+    namespace = {"prefetch": prefetch}
+    exec(source, namespace)
     saved = numba.config.SLP_VECTORIZE
     numba.config.SLP_VECTORIZE = 1
     try:
-        return numba.njit([numba.void(vector, vector, numba.int64, vector)], fastmath={"contract"})(
-            namespace[f"micro_{mr}x{nr}"])
+        return numba.njit([signature], fastmath={"contract"})(namespace[name])
     finally:
         numba.config.SLP_VECTORIZE = saved
+
+
+def compile_microkernel(mr, nr, dtype):
+    """Compile :func:`microkernel_source` for one dtype (with :func:`_compile_slp`)."""
+    vector = numba.from_dtype(np.dtype(dtype))[::1]
+    return _compile_slp(microkernel_source(mr, nr), f"micro_{mr}x{nr}",
+                        numba.void(vector, vector, numba.int64, vector))
+
+
+def compile_macrokernel(mr, nr, dtype):
+    """Compile :func:`macrokernel_source` for one dtype (with :func:`_compile_slp`)."""
+    scalar = numba.from_dtype(np.dtype(dtype))
+    panels, i64 = scalar[:, ::1], numba.int64
+    return _compile_slp(macrokernel_source(mr, nr), f"macro_{mr}x{nr}",
+                        numba.void(panels, panels, i64, panels, i64, i64, i64, i64, scalar[::1]))
 
 
 @numba.njit
@@ -154,44 +247,45 @@ def _pack_a(a, i0, mc, p0, kc, mr, ap):
     """Copy ``a[i0:i0+mc, p0:p0+kc]`` into panels of ``mr`` rows.
 
     ``ap[r, p * mr + i] = a[i0 + r*mr + i, p0 + p]``; rows past ``mc`` are zeros, so the
-    micro-kernel needs no edge case."""
+    micro-kernel needs no edge case. A whole panel takes the loop without a test per value."""
     for r in range(ap.shape[0]):
-        for p in range(kc):
-            for i in range(mr):
-                row = r * mr + i
-                ap[r, p * mr + i] = a[i0 + row, p0 + p] if row < mc else 0
+        first = i0 + r * mr
+        if r * mr + mr <= mc:
+            for p in range(kc):
+                for i in range(mr):
+                    ap[r, p * mr + i] = a[first + i, p0 + p]
+        else:
+            for p in range(kc):
+                for i in range(mr):
+                    ap[r, p * mr + i] = a[first + i, p0 + p] if r * mr + i < mc else 0
 
 
 @numba.njit
 def _pack_b(b, p0, kc, j0, nc, nr, bp):
     """Copy ``b[p0:p0+kc, j0:j0+nc]`` into panels of ``nr`` columns.
 
-    ``bp[r, p * nr + j] = b[p0 + p, j0 + r*nr + j]``; columns past ``nc`` are zeros."""
-    for r in range(bp.shape[0]):
-        for p in range(kc):
-            for j in range(nr):
-                col = r * nr + j
-                bp[r, p * nr + j] = b[p0 + p, j0 + col] if col < nc else 0
+    ``bp[r, p * nr + j] = b[p0 + p, j0 + r*nr + j]``; columns past ``nc`` are zeros. It walks ``b``
+    row by row, the order its values lie in memory."""
+    for p in range(kc):
+        row = b[p0 + p]
+        for r in range(bp.shape[0]):
+            first = j0 + r * nr
+            panel = bp[r]
+            if r * nr + nr <= nc:
+                for j in range(nr):
+                    panel[p * nr + j] = row[first + j]
+            else:
+                for j in range(nr):
+                    panel[p * nr + j] = row[first + j] if r * nr + j < nc else 0
 
 
 @numba.njit
-def _add_block(c, out, i0, j0, mr, nr):
-    """``c[i0:i0+mr, j0:j0+nr] += out``, clipped to ``c`` (the blocks at the right and bottom edges)."""
-    for i in range(min(mr, c.shape[0] - i0)):
-        for j in range(min(nr, c.shape[1] - j0)):
-            c[i0 + i, j0 + j] += out[i * nr + j]
+def _ceil_div(x, y):
+    return (x + y - 1) // y
 
 
-def _ladder_top(micro, mr, nr):
-    """Steps 4 to 6 around one compiled micro-kernel of ``mr x nr``."""
-
-    @numba.njit
-    def panels(ap, mc, bp, nc, kc, c, i0, j0):
-        out = np.empty(mr * nr, c.dtype)
-        for jr in range(0, nc, nr):
-            for ir in range(0, mc, mr):
-                micro(ap[ir // mr], bp[jr // nr], kc, out)
-                _add_block(c, out, i0 + ir, j0 + jr, mr, nr)
+def _ladder_top(macro, mr, nr):
+    """Steps 4 to 6 around one compiled macro-kernel of ``mr x nr`` blocks."""
 
     @numba.njit
     def register_blocked(a, b):
@@ -202,7 +296,7 @@ def _ladder_top(micro, mr, nr):
         bp = np.empty(((n + nr - 1) // nr, k * nr), a.dtype)
         _pack_a(a, 0, m, 0, k, mr, ap)
         _pack_b(b, 0, k, 0, n, nr, bp)
-        panels(ap, m, bp, n, k, c, 0, 0)
+        macro(ap, bp, k, c, 0, 0, m, n, np.empty(mr * nr, a.dtype))
         return c
 
     @numba.njit
@@ -210,6 +304,7 @@ def _ladder_top(micro, mr, nr):
         m, k = a.shape
         n = b.shape[1]
         c = np.zeros((m, n), a.dtype)
+        out = np.empty(mr * nr, a.dtype)
         for j0 in range(0, n, nc):
             ncb = min(nc, n - j0)
             for p0 in range(0, k, kc):
@@ -220,7 +315,7 @@ def _ladder_top(micro, mr, nr):
                     mcb = min(mc, m - i0)
                     ap = np.empty(((mcb + mr - 1) // mr, kcb * mr), a.dtype)
                     _pack_a(a, i0, mcb, p0, kcb, mr, ap)
-                    panels(ap, mcb, bp, ncb, kcb, c, i0, j0)
+                    macro(ap, bp, kcb, c, i0, j0, mcb, ncb, out)
         return c
 
     @numba.njit(parallel=True)
@@ -228,7 +323,12 @@ def _ladder_top(micro, mr, nr):
         m, k = a.shape
         n = b.shape[1]
         c = np.zeros((m, n), a.dtype)
-        blocks = (m + mc - 1) // mc
+        # Blocks of at most mc rows, as many for every thread: 9 blocks on 2 threads would leave
+        # one thread idle for the ninth.
+        threads = numba.get_num_threads()
+        per_thread = max(1, _ceil_div(m, threads * mc))
+        rows = _ceil_div(_ceil_div(m, threads * per_thread), mr) * mr  # rows per block, whole panels
+        blocks = _ceil_div(m, rows) if rows else 0
         for j0 in range(0, n, nc):
             ncb = min(nc, n - j0)
             for p0 in range(0, k, kc):
@@ -236,14 +336,14 @@ def _ladder_top(micro, mr, nr):
                 bp = np.empty(((ncb + nr - 1) // nr, kcb * nr), a.dtype)
                 _pack_b(b, p0, kcb, j0, ncb, nr, bp)
                 for block in prange(blocks):  # disjoint rows of c: independent iterations
-                    i0 = block * mc
-                    mcb = min(mc, m - i0)
+                    i0 = block * rows
+                    mcb = min(rows, m - i0)
                     ap = np.empty(((mcb + mr - 1) // mr, kcb * mr), a.dtype)
                     _pack_a(a, i0, mcb, p0, kcb, mr, ap)
-                    panels(ap, mcb, bp, ncb, kcb, c, i0, j0)
+                    macro(ap, bp, kcb, c, i0, j0, mcb, ncb, np.empty(mr * nr, a.dtype))
         return c
 
-    return {"micro": micro, "register_blocked": register_blocked, "packed": packed, "parallel": parallel}
+    return {"register_blocked": register_blocked, "packed": packed, "parallel": parallel}
 
 
 MR = 6
@@ -300,12 +400,12 @@ _TOP = {}
 
 
 def _top(dtype):
-    """Steps 4 to 6 for one dtype, compiled on first use (the micro-kernel is compiled eagerly)."""
+    """Steps 4 to 6 for one dtype, compiled on first use (the macro-kernel is compiled eagerly)."""
     dtype = np.dtype(dtype)
     if dtype not in NR:
         raise ValueError(f"the ladder's top steps support float32 and float64; got {dtype}")
     if dtype not in _TOP:
-        _TOP[dtype] = _ladder_top(compile_microkernel(MR, NR[dtype], dtype), MR, NR[dtype])
+        _TOP[dtype] = _ladder_top(compile_macrokernel(MR, NR[dtype], dtype), MR, NR[dtype])
     return _TOP[dtype]
 
 
