@@ -108,6 +108,41 @@ def test_microkernel_is_vectorized():
     assert numba.config.SLP_VECTORIZE == 0  # restored after the compilation
 
 
+def test_macrokernel_source_prefetches_both_ends_of_each_row():
+    assert mm.macrokernel_source(3, 4).count("prefetch(c, ") == 2 * 3
+    assert "prefetch(" not in mm.macrokernel_source(3, 4, prefetch_c=False)
+    assert mm.macrokernel_source(3, 4).count("+= a * b") == 12
+    with pytest.raises(ValueError):
+        mm.macrokernel_source(2, 0)
+
+
+@pytest.mark.parametrize("prefetch_c", [True, False])
+def test_macrokernel_is_vectorized_and_its_steps_agree(prefetch_c):
+    macro = mm.compile_macrokernel(mm.MR, 8, np.float64, prefetch_c=prefetch_c)
+    code = macro.inspect_asm(macro.signatures[0])
+    loop = asm.summary(asm.hottest_loop(code))
+    assert loop.scalar_float == 0 and loop.fma > 0
+    assert ("prefetch" in code) == prefetch_c  # x86 prefetchw / prefetcht0, AArch64 prfm
+    assert numba.config.SLP_VECTORIZE == 0
+    steps = mm.ladder_top(macro, mm.MR, 8)
+    a, b = _inputs(23, 17, 41, np.float64, seed=6)
+    assert_matmul(steps["register_blocked"](a, b), a, b)
+    for blocks in [(1, 1, 1), (7, 5, 9), (12, 17, 16)]:
+        assert_matmul(steps["packed"](a, b, *blocks), a, b)
+        assert_matmul(steps["parallel"](a, b, *blocks), a, b)
+
+
+def test_prefetch_takes_a_2d_array_and_two_indices():
+    @numba.njit
+    def touch(x):
+        mm.prefetch(x, 0, 1)
+        return x[0, 1]
+
+    assert touch(np.arange(6.0).reshape(2, 3)) == 1.0
+    with pytest.raises(numba.core.errors.TypingError):
+        touch(np.arange(6.0))
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("c, h, w, f, kh, kw", [(1, 1, 1, 1, 1, 1), (3, 7, 9, 4, 3, 2), (2, 5, 5, 3, 5, 5),
                                                 (0, 4, 4, 2, 3, 3), (2, 6, 4, 0, 1, 3)])

@@ -14,6 +14,10 @@ step against NumPy's BLAS in the same run; Lab 6 and later chapters use
    block by block, each block sized for a cache level.
 6. :func:`matmul_parallel`: step 5 with its blocks of rows spread over threads (``prange``).
 
+Steps 4 to 6 run the micro-kernel through one generated macro-kernel (:func:`macrokernel_source`):
+the loops over the blocks of ``c``, the micro-kernel inline, a prefetch of each block's rows of ``c``
+and the update of ``c``; :func:`ladder_top` builds the three steps around it.
+
 :func:`conv2d_im2col` lowers a 2-D convolution to one call of :func:`matmul` through
 :func:`im2col`; :func:`conv2d_direct` is the loop nest it is checked against.
 
@@ -30,7 +34,7 @@ from numba.extending import intrinsic
 from book import hardware
 
 __all__ = ["KC", "MC", "MR", "NC", "NR", "LADDER", "block_sizes", "compile_macrokernel", "compile_microkernel",
-           "conv2d_direct", "conv2d_im2col", "im2col", "macrokernel_source", "matmul", "matmul_ijk", "matmul_ikj",
+           "conv2d_direct", "conv2d_im2col", "im2col", "ladder_top", "macrokernel_source", "matmul", "matmul_ijk", "matmul_ikj",
            "matmul_packed", "matmul_parallel", "matmul_register_blocked", "matmul_tiled", "microkernel_source",
            "prefetch"]
 
@@ -141,7 +145,7 @@ def microkernel_source(mr, nr):
     return "\n".join(lines) + "\n"
 
 
-def macrokernel_source(mr, nr):
+def macrokernel_source(mr, nr, prefetch_c=True):
     """Python source of ``macro_<mr>x<nr>(ap, bp, kc, c, i0, j0, mc, nc, out)``: the micro-kernel run
     over every ``mr x nr`` block of ``c[i0:i0+mc, j0:j0+nc]``, adding ``ap``'s panels times ``bp``'s.
 
@@ -149,9 +153,10 @@ def macrokernel_source(mr, nr):
     ``nr`` columns of ``b``, each packed as :func:`microkernel_source` reads them. For each block
     the kernel
 
-    - prefetches the block's ``mr`` rows of ``c``, so that they arrive while the loop over ``p``
-      runs: these rows are ``n`` values apart, and a stride of whole rows is not a pattern the
-      hardware prefetcher follows;
+    - prefetches the block's ``mr`` rows of ``c`` (unless ``prefetch_c`` is false), so that they
+      arrive while the loop over ``p`` runs: these rows are ``n`` values apart, a stride the
+      hardware prefetcher does not follow from one block to the next. Both ends of each row are
+      prefetched because a row of ``nr`` values can straddle two cache lines;
     - runs the micro-kernel's loop inline (no call, no array views made per block);
     - adds the block into ``c`` through ``out``: in straight-line code with constant bounds for a
       whole block, in a loop clipped to ``c`` for a block on the right or bottom edge.
@@ -166,8 +171,9 @@ def macrokernel_source(mr, nr):
              f"    for jr in range(0, nc, {nr}):",
              f"        for ir in range(0, mc, {mr}):",
              body + f"qa, qb = ir // {mr}, jr // {nr}"]
-    lines += [body + f"prefetch(c, min(i0 + ir + {i}, last_row), {col})" for i in range(mr)
-              for col in ("j0 + jr", f"min(j0 + jr + {nr - 1}, last_col)")]
+    if prefetch_c:
+        lines += [body + f"prefetch(c, min(i0 + ir + {i}, last_row), {col})" for i in range(mr)
+                  for col in ("j0 + jr", f"min(j0 + jr + {nr - 1}, last_col)")]
     lines += [body + line for line in _micro_lines(mr, nr, "ap[qa, ", "bp[qb, ")]
     lines += [body + f"out[{i * nr + j}] = c{i}_{j}" for i in range(mr) for j in range(nr)]
     lines += [body + f"if i0 + ir + {mr} <= c.shape[0] and j0 + jr + {nr} <= c.shape[1]:",
@@ -234,11 +240,11 @@ def compile_microkernel(mr, nr, dtype):
                         numba.void(vector, vector, numba.int64, vector))
 
 
-def compile_macrokernel(mr, nr, dtype):
+def compile_macrokernel(mr, nr, dtype, prefetch_c=True):
     """Compile :func:`macrokernel_source` for one dtype (with :func:`_compile_slp`)."""
     scalar = numba.from_dtype(np.dtype(dtype))
     panels, i64 = scalar[:, ::1], numba.int64
-    return _compile_slp(macrokernel_source(mr, nr), f"macro_{mr}x{nr}",
+    return _compile_slp(macrokernel_source(mr, nr, prefetch_c), f"macro_{mr}x{nr}",
                         numba.void(panels, panels, i64, panels, i64, i64, i64, i64, scalar[::1]))
 
 
@@ -284,8 +290,10 @@ def _ceil_div(x, y):
     return (x + y - 1) // y
 
 
-def _ladder_top(macro, mr, nr):
-    """Steps 4 to 6 around one compiled macro-kernel of ``mr x nr`` blocks."""
+def ladder_top(macro, mr, nr):
+    """Steps 4 to 6 around one compiled macro-kernel of ``mr x nr`` blocks, as a dict of njit functions
+    ``register_blocked(a, b)``, ``packed(a, b, mc, kc, nc)`` and ``parallel(a, b, mc, kc, nc)`` (the
+    chapter builds them around variants of the macro-kernel to measure what each part is worth)."""
 
     @numba.njit
     def register_blocked(a, b):
@@ -405,7 +413,7 @@ def _top(dtype):
     if dtype not in NR:
         raise ValueError(f"the ladder's top steps support float32 and float64; got {dtype}")
     if dtype not in _TOP:
-        _TOP[dtype] = _ladder_top(compile_macrokernel(MR, NR[dtype], dtype), MR, NR[dtype])
+        _TOP[dtype] = ladder_top(compile_macrokernel(MR, NR[dtype], dtype), MR, NR[dtype])
     return _TOP[dtype]
 
 
