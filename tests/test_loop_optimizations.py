@@ -71,9 +71,9 @@ def test_tile_sweep_spans_the_caches():
 
 def test_page_shows_the_book_kernels_instead_of_redefining_them():
     page = (ROOT / PAGE).read_text()
-    for name in ("matmul_ijk", "matmul_ikj", "matmul_tiled", "microkernel_source", "compile_microkernel", "macrokernel_source",
-                 "ladder_top", "im2col",
-                 "conv2d_im2col", "reuse_distances", "sum_prange", "histogram_per_thread", "scan_two_pass"):
+    for name in ("matmul_ijk", "matmul_ikj", "matmul_tiled", "microkernel_source", "compile_microkernel",
+                 "macrokernel_source", "ladder_top", "im2col", "conv2d_im2col", "reuse_distances", "sum_prange",
+                 "histogram_per_thread", "scan_two_pass"):
         assert f":pyobject: {name}" in page
     assert "def matmul_ijk" not in page
 

@@ -34,9 +34,9 @@ from numba.extending import intrinsic
 from book import hardware
 
 __all__ = ["KC", "MC", "MR", "NC", "NR", "LADDER", "block_sizes", "compile_macrokernel", "compile_microkernel",
-           "conv2d_direct", "conv2d_im2col", "im2col", "ladder_top", "macrokernel_source", "matmul", "matmul_ijk", "matmul_ikj",
-           "matmul_packed", "matmul_parallel", "matmul_register_blocked", "matmul_tiled", "microkernel_source",
-           "prefetch"]
+           "conv2d_direct", "conv2d_im2col", "im2col", "ladder_top", "macrokernel_source", "matmul", "matmul_ijk",
+           "matmul_ikj", "matmul_packed", "matmul_parallel", "matmul_register_blocked", "matmul_tiled",
+           "microkernel_source", "prefetch"]
 
 @numba.njit
 def matmul_ijk(a, b):
