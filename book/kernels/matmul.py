@@ -24,6 +24,8 @@ and the update of ``c``; :func:`ladder_top` builds the three steps around it.
 Tests: ``tests/test_kernels_matmul.py``.
 """
 
+import functools
+
 import numba
 import numpy as np
 from llvmlite import ir
@@ -240,12 +242,17 @@ def compile_microkernel(mr, nr, dtype):
                         numba.void(vector, vector, numba.int64, vector))
 
 
-def compile_macrokernel(mr, nr, dtype, prefetch_c=True):
-    """Compile :func:`macrokernel_source` for one dtype (with :func:`_compile_slp`)."""
-    scalar = numba.from_dtype(np.dtype(dtype))
+@functools.cache
+def _macrokernel(mr, nr, dtype, prefetch_c):
+    scalar = numba.from_dtype(dtype)
     panels, i64 = scalar[:, ::1], numba.int64
     return _compile_slp(macrokernel_source(mr, nr, prefetch_c), f"macro_{mr}x{nr}",
                         numba.void(panels, panels, i64, panels, i64, i64, i64, i64, scalar[::1]))
+
+
+def compile_macrokernel(mr, nr, dtype, prefetch_c=True):
+    """Compile :func:`macrokernel_source` for one dtype (with :func:`_compile_slp`), once per arguments."""
+    return _macrokernel(mr, nr, np.dtype(dtype), bool(prefetch_c))
 
 
 @numba.njit
