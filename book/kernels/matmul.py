@@ -160,8 +160,9 @@ def macrokernel_source(mr, nr, prefetch_c=True):
       hardware prefetcher does not follow from one block to the next. Both ends of each row are
       prefetched because a row of ``nr`` values can straddle two cache lines;
     - runs the micro-kernel's loop inline (no call, no array views made per block);
-    - adds the block into ``c`` through ``out``: in straight-line code with constant bounds for a
-      whole block, in a loop clipped to ``c`` for a block on the right or bottom edge.
+    - adds the accumulators into ``c``: straight from registers, row by row, for a whole block
+      (the SLP vectorizer turns each row into vector adds); through ``out`` and a loop clipped to
+      ``c`` for a block on the right or bottom edge.
     """
     if mr < 1 or nr < 1:
         raise ValueError(f"the macro-kernel needs mr, nr >= 1; got {mr}, {nr}")
@@ -177,14 +178,13 @@ def macrokernel_source(mr, nr, prefetch_c=True):
         lines += [body + f"prefetch(c, min(i0 + ir + {i}, last_row), {col})" for i in range(mr)
                   for col in ("j0 + jr", f"min(j0 + jr + {nr - 1}, last_col)")]
     lines += [body + line for line in _micro_lines(mr, nr, "ap[qa, ", "bp[qb, ")]
-    lines += [body + f"out[{i * nr + j}] = c{i}_{j}" for i in range(mr) for j in range(nr)]
-    lines += [body + f"if i0 + ir + {mr} <= c.shape[0] and j0 + jr + {nr} <= c.shape[1]:",
-              body + f"    for i in range({mr}):",
-              body + f"        row = c[i0 + ir + i, j0 + jr:j0 + jr + {nr}]",
-              body + f"        for j in range({nr}):",
-              body + f"            row[j] += out[i * {nr} + j]",
-              body + "else:",
-              body + f"    for i in range(min({mr}, c.shape[0] - i0 - ir)):",
+    lines.append(body + f"if i0 + ir + {mr} <= c.shape[0] and j0 + jr + {nr} <= c.shape[1]:")
+    for i in range(mr):
+        lines.append(body + f"    row = c[i0 + ir + {i}, j0 + jr:j0 + jr + {nr}]")
+        lines += [body + f"    row[{j}] += c{i}_{j}" for j in range(nr)]
+    lines.append(body + "else:")
+    lines += [body + f"    out[{i * nr + j}] = c{i}_{j}" for i in range(mr) for j in range(nr)]
+    lines += [body + f"    for i in range(min({mr}, c.shape[0] - i0 - ir)):",
               body + "        row = c[i0 + ir + i]",
               body + f"        for j in range(min({nr}, c.shape[1] - j0 - jr)):",
               body + f"            row[j0 + jr + j] += out[i * {nr} + j]"]
