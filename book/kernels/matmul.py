@@ -196,8 +196,9 @@ def prefetch(typingctx, array, i, j):
     """``prefetch(array, i, j)`` inside njit code: ask the CPU to bring the cache line holding
     ``array[i, j]`` (a 2-D array; no bounds check) towards L1, to be written.
 
-    LLVM's ``llvm.prefetch`` intrinsic, which numba does not expose: x86 compiles it to
-    ``prefetchw``, or ``prefetcht0`` where the CPU lacks ``prefetchw``; it never faults.
+    LLVM's ``llvm.prefetch`` intrinsic, which numba does not expose; the back end picks the
+    instruction (``prefetchw`` on an x86 CPU that has it, ``prfm`` on AArch64). A prefetch has no
+    result and never faults.
     """
     def codegen(context, builder, signature, args):
         array_type = signature.args[0]
